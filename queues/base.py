@@ -89,8 +89,8 @@ class SpikeQueue(eqx.Module):
         """Insert one spike per queue where ``mask``: arrival time and delivery step given."""
 
     @abc.abstractmethod
-    def pop(self, state: Any, now: ArrayLike) -> tuple[Any, Delivery]:
-        """Remove and return every spike due at step ``now``."""
+    def _pop(self, state: Any, now: Int[Array, ""]) -> tuple[Any, Delivery]:
+        """Remove and return every spike due at step ``now`` (validated int32 scalar)."""
 
     @abc.abstractmethod
     def pending(self, state: Any) -> Int[Array, "*shape"]:
@@ -101,6 +101,10 @@ class SpikeQueue(eqx.Module):
         return jnp.result_type(float)
 
     # -- shared ------------------------------------------------------------------------------
+    def pop(self, state: Any, now: ArrayLike) -> tuple[Any, Delivery]:
+        """Remove and return every spike due at step ``now`` (call once per step, before `push`)."""
+        return self._pop(state, _check_now(now))
+
     def push(
         self,
         state: Any,

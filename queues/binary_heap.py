@@ -47,8 +47,7 @@ class BinaryHeap(SpikeQueue):
                                            jnp.where(swap, lanes[parent], lanes[child]))
         return LaneState(jnp.stack(lanes), state.dropped + (mask & full))
 
-    def pop(self, state, now) -> tuple[LaneState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[LaneState, Delivery]:
         due = state.times <= now
         lanes = list(jnp.where(due, jnp.inf, state.times))
         k = self.capacity

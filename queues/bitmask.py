@@ -47,8 +47,7 @@ class Bitmask(SpikeQueue):
         taken = (state.bits & bit) != 0
         return BitmaskState(state.bits | jnp.where(mask, bit, jnp.uint32(0)), state.dropped + (mask & taken))
 
-    def pop(self, state, now) -> tuple[BitmaskState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[BitmaskState, Delivery]:
         bit = jnp.left_shift(jnp.uint32(1), (now % WORD_BITS).astype(jnp.uint32))
         hit = (state.bits & bit) != 0
         hits = hit.astype(self.dtype)[None]

@@ -57,8 +57,7 @@ class DelayLine(SpikeQueue):
         return SlotState(add(state.counts, mask.astype(self.dtype)),
                          add(state.time_sums, jnp.where(mask, arrival, 0)), state.dropped)
 
-    def pop(self, state, now) -> tuple[SlotState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[SlotState, Delivery]:
         slot = now % self.slots
         count = jax.lax.dynamic_index_in_dim(state.counts, slot, keepdims=True)
         total = jax.lax.dynamic_index_in_dim(state.time_sums, slot, keepdims=True)

@@ -45,8 +45,7 @@ class FIFORing(SpikeQueue):
         return FIFOState(jnp.where(lane, arrival, state.times), state.head,
                          state.size + write, state.dropped + (mask & full))
 
-    def pop(self, state, now) -> tuple[FIFOState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[FIFOState, Delivery]:
         order = (lane_ids(self.capacity, state.head.ndim) - state.head) % self.capacity
         blocked = (order < state.size) & (state.times > now)
         run = jnp.where(blocked, order, state.size).min(0)  # due spikes ahead of the first not-due one

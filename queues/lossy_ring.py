@@ -36,8 +36,7 @@ class LossyRing(SpikeQueue):
         lost = (write & jnp.isfinite(state.times)).sum(0, dtype=jnp.int32)
         return LaneState(jnp.where(write, arrival, state.times), state.dropped + lost)
 
-    def pop(self, state, now) -> tuple[LaneState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[LaneState, Delivery]:
         slot = now % self.capacity
         row = jax.lax.dynamic_index_in_dim(state.times, slot, keepdims=True)
         due = row <= now  # the slot may hold a spike due one or more turns later

@@ -37,10 +37,10 @@ class SingleSpike(SpikeQueue):
         times = jnp.where(write, arrival, state.times[0])[None]
         return LaneState(times, state.dropped + (mask & held))
 
-    def pop(self, state, now) -> tuple[LaneState, Delivery]:
+    def _pop(self, state, now) -> tuple[LaneState, Delivery]:
         due = state.times <= now
         return (LaneState(jnp.where(due, jnp.inf, state.times), state.dropped),
-                delivery_from_lanes(state.times, due, jnp.asarray(now)))
+                delivery_from_lanes(state.times, due, now))
 
     def pending(self, state):
         return state.pending()

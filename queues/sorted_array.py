@@ -37,8 +37,7 @@ class SortedArray(SpikeQueue):
         full = jnp.isfinite(t[-1])
         return LaneState(jnp.where(mask, merged, t), state.dropped + (mask & full))
 
-    def pop(self, state, now) -> tuple[LaneState, Delivery]:
-        now = jnp.asarray(now)
+    def _pop(self, state, now) -> tuple[LaneState, Delivery]:
         due = state.times <= now  # a prefix, since the lanes are sorted
         run = due.sum(0, dtype=jnp.int32)
         times, bit = state.times, 1
