@@ -15,7 +15,7 @@ from .binary_heap import BinaryHeap
 from .bitmask import Bitmask, BitmaskState
 from .delay_line import DelayLine, SlotState
 from .fifo_ring import FIFORing, FIFOState
-from .lossy_ring import LossyRing
+from .lossy_ring import LossyRing, LossyRingState
 from .registry import GRADIENT_KINDS, KINDS, make_queue
 from .simulate import simulate
 from .single_spike import SingleSpike
@@ -23,6 +23,6 @@ from .sorted_array import SortedArray
 
 __all__ = [
     "BinaryHeap", "Bitmask", "BitmaskState", "DelayLine", "Delivery", "FIFORing", "FIFOState",
-    "GRADIENT_KINDS", "KINDS", "LaneState", "LossyRing", "SingleSpike", "SlotState", "SortedArray",
+    "GRADIENT_KINDS", "KINDS", "LaneState", "LossyRing", "LossyRingState", "SingleSpike", "SlotState", "SortedArray",
     "SpikeQueue", "make_queue", "simulate",
 ]

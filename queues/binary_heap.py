@@ -5,8 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
-from .base import (Delivery, LaneState, SpikeQueue, check_config, delivery_from_lanes,
-                   empty_times, lane_ids, zeros_count)
+from .base import Delivery, LaneState, SpikeQueue, check_config, deliver, empty_lanes, zeros_count
 
 
 class BinaryHeap(SpikeQueue):
@@ -32,24 +31,25 @@ class BinaryHeap(SpikeQueue):
         check_config("BinaryHeap", self.max_delay, self.capacity)
 
     def init(self, shape=()) -> LaneState:
-        return LaneState(empty_times(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
+        return LaneState(empty_lanes(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
 
-    def _insert(self, state, arrival, step, mask):
-        free = ~jnp.isfinite(state.times)
-        full = ~free.any(0)
-        first_free = jnp.argmax(free, axis=0)
-        write = (mask & ~full) & (first_free == lane_ids(self.capacity, mask.ndim))
-        lanes = list(jnp.where(write, arrival, state.times))
+    def _insert(self, state, now, arrival, step, mask):
+        lanes, seen_free = [], jnp.zeros_like(mask)
+        for t in state.times:  # write into the first free lane
+            free = ~jnp.isfinite(t)
+            lanes.append(jnp.where(mask & free & ~seen_free, arrival, t))
+            seen_free = seen_free | free
+        full = ~seen_free
         for child in range(self.capacity - 1, 0, -1):
             parent = (child - 1) // 2
             swap = lanes[child] < lanes[parent]
             lanes[parent], lanes[child] = (jnp.where(swap, lanes[child], lanes[parent]),
                                            jnp.where(swap, lanes[parent], lanes[child]))
-        return LaneState(jnp.stack(lanes), state.dropped + (mask & full))
+        return LaneState(tuple(lanes), state.dropped + (mask & full))
 
     def _pop(self, state, now) -> tuple[LaneState, Delivery]:
-        due = state.times <= now
-        lanes = list(jnp.where(due, jnp.inf, state.times))
+        due = tuple(t <= now for t in state.times)
+        lanes = [jnp.where(d, jnp.inf, t) for d, t in zip(due, state.times)]
         k = self.capacity
         for root in reversed(range(k // 2)):
             level = [root]
@@ -57,7 +57,7 @@ class BinaryHeap(SpikeQueue):
                 for node in level:
                     _sink_once(lanes, node, k)
                 level = [c for n in level for c in (2 * n + 1, 2 * n + 2) if 2 * c + 1 < k]
-        return LaneState(jnp.stack(lanes), state.dropped), delivery_from_lanes(state.times, due, now)
+        return LaneState(tuple(lanes), state.dropped), deliver(state.times, due, now)
 
     def pending(self, state):
         return state.pending()

@@ -41,7 +41,7 @@ class Bitmask(SpikeQueue):
         shape = tuple(shape)
         return BitmaskState(jnp.zeros(shape, jnp.uint32), zeros_count(shape))
 
-    def _insert(self, state, arrival, step, mask):
+    def _insert(self, state, now, arrival, step, mask):
         _forbid_tangent(arrival)
         bit = jnp.left_shift(jnp.uint32(1), (step % WORD_BITS).astype(jnp.uint32))
         taken = (state.bits & bit) != 0
@@ -50,9 +50,9 @@ class Bitmask(SpikeQueue):
     def _pop(self, state, now) -> tuple[BitmaskState, Delivery]:
         bit = jnp.left_shift(jnp.uint32(1), (now % WORD_BITS).astype(jnp.uint32))
         hit = (state.bits & bit) != 0
-        hits = hit.astype(self.dtype)[None]
+        hits = hit.astype(self.dtype)
         return (BitmaskState(state.bits & ~bit, state.dropped),
-                Delivery(hits=hits, times=jnp.full_like(hits, now)))
+                Delivery(hits=(hits,), times=(jnp.full_like(hits, now),)))
 
     def pending(self, state):
         return jax.lax.population_count(state.bits).astype(jnp.int32)

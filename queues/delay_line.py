@@ -9,12 +9,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .base import Delivery, SpikeQueue, check_config, zeros_count
+from .base import Delivery, SpikeQueue, check_config, check_consecutive, zeros_count
 
 
 class SlotState(eqx.Module):
     counts: Float[Array, "slots *shape"]  # spikes due at each step modulo `slots`
     time_sums: Float[Array, "slots *shape"]  # sum of their arrival times
+    next_counts: Float[Array, "*shape"]  # copy of the row due at step `cursor`
+    next_time_sums: Float[Array, "*shape"]
+    cursor: Int[Array, ""]  # step whose row is prefetched; -1 in a fresh state (all rows empty)
     dropped: Int[Array, "*shape"]  # always zero: kept for the uniform conservation check
 
 
@@ -22,11 +25,15 @@ class DelayLine(SpikeQueue):
     """Ring of ``ceil(max_delay)`` slots per queue, slot = delivery step mod slots.
 
     Holds any number of spikes, so it never drops; memory is ``slots x queues``. The layout is
-    slot-major, so pop reads and clears one contiguous row of the whole layer, and push is one
-    scatter. Spikes that arrive in the same step share a slot and are delivered together as one
-    lane with their count and their *mean* arrival time; with one spike per slot (always the case
-    for a fixed delay and integer spike times) gradients are exact, otherwise each spike receives
-    the gradient at the slot's mean time.
+    slot-major: push is one scatter, pop one contiguous row. Spikes that arrive in the same step
+    share a slot and are delivered together as one lane with their count and their *mean* arrival
+    time; with one spike per slot (always the case for a fixed delay and integer spike times)
+    gradients are exact, otherwise each spike receives the gradient at the slot's mean time.
+
+    ``pop`` must be called at consecutive steps (as every simulation loop does): the row due next
+    is read at the end of each `pop`/`push`, after the in-place writes. Reading it at the start of
+    ``pop`` instead makes XLA copy the whole ``slots x queues`` buffer every step to keep the read
+    ordered before the write (measured 3x slower per step on 10k queues x 80 slots, CPU).
     """
 
     max_delay: float = eqx.field(static=True)
@@ -42,32 +49,39 @@ class DelayLine(SpikeQueue):
 
     def init(self, shape=()) -> SlotState:
         shape = tuple(shape)
-        zeros = jnp.zeros((self.slots, *shape), self.dtype)
-        return SlotState(zeros, zeros, zeros_count(shape))
+        rows = jnp.zeros((self.slots, *shape), self.dtype)
+        row = jnp.zeros(shape, self.dtype)
+        return SlotState(rows, rows, row, row, jnp.int32(-1), zeros_count(shape))
 
-    def _insert(self, state, arrival, step, mask):
-        shape = mask.shape
-        slot = (step % self.slots).reshape(-1)
+    def _insert(self, state, now, arrival, step, mask):
+        slot = jnp.broadcast_to(step % self.slots, mask.shape).reshape(-1)
         queue = jnp.arange(slot.size)
 
-        def add(buffer, value):
-            flat = buffer.reshape(self.slots, -1)
-            return flat.at[slot, queue].add(value.reshape(-1), mode="promise_in_bounds").reshape(buffer.shape)
+        def add(rows, value):
+            flat = rows.reshape(self.slots, -1)
+            return flat.at[slot, queue].add(value.reshape(-1), mode="promise_in_bounds").reshape(rows.shape)
 
-        return SlotState(add(state.counts, mask.astype(self.dtype)),
-                         add(state.time_sums, jnp.where(mask, arrival, 0)), state.dropped)
+        counts = add(state.counts, mask.astype(self.dtype))
+        time_sums = add(state.time_sums, jnp.where(mask, arrival, 0))  # where broadcasts arrival
+        return self._prefetch(counts, time_sums, now, state.dropped)
 
     def _pop(self, state, now) -> tuple[SlotState, Delivery]:
-        slot = now % self.slots
-        count = jax.lax.dynamic_index_in_dim(state.counts, slot, keepdims=True)
-        total = jax.lax.dynamic_index_in_dim(state.time_sums, slot, keepdims=True)
+        now = check_consecutive(self, state.cursor, now)
+        count, total = state.next_counts, state.next_time_sums
         hit = count > 0
         times = jnp.where(hit, total / jnp.where(hit, count, 1), now.astype(self.dtype))
-        zero = jnp.zeros_like(count)
-        state = SlotState(jax.lax.dynamic_update_index_in_dim(state.counts, zero, slot, 0),
-                          jax.lax.dynamic_update_index_in_dim(state.time_sums, zero, slot, 0),
-                          state.dropped)
-        return state, Delivery(hits=count, times=times)
+        slot = now % self.slots
+        empty = jnp.zeros_like(count)[None]
+        counts = jax.lax.dynamic_update_index_in_dim(state.counts, empty, slot, 0)
+        time_sums = jax.lax.dynamic_update_index_in_dim(state.time_sums, empty, slot, 0)
+        state = self._prefetch(counts, time_sums, now, state.dropped)
+        return state, Delivery(hits=(count,), times=(times,))
+
+    def _prefetch(self, counts, time_sums, now, dropped) -> SlotState:
+        """State whose prefetched row is the one due at ``now + 1``."""
+        after = (now + 1) % self.slots
+        return SlotState(counts, time_sums, jax.lax.dynamic_index_in_dim(counts, after, keepdims=False),
+                         jax.lax.dynamic_index_in_dim(time_sums, after, keepdims=False), now + 1, dropped)
 
     def pending(self, state):
         return state.counts.sum(0).astype(jnp.int32)

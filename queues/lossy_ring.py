@@ -5,19 +5,34 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, UInt32
 
-from .base import (Delivery, LaneState, SpikeQueue, check_config, delivery_from_lanes,
-                   empty_times, lane_ids, zeros_count)
+from .base import Delivery, SpikeQueue, check_config, check_consecutive, empty_lanes, zeros_count
+
+MAX_CAPACITY = 32  # slot occupancy is one bit of a uint32 per queue
+
+
+class LossyRingState(eqx.Module):
+    times: tuple[Float[Array, "*shape"], ...]  # slot k: arrival time of a spike due at a step = k mod capacity
+    occupied: UInt32[Array, "*shape"]  # bit k set: slot k holds a pending spike
+    next_hits: Float[Array, "*shape"]  # delivery due at step `cursor`, prefetched
+    next_times: Float[Array, "*shape"]
+    cursor: Int[Array, ""]  # -1 in a fresh state
+    dropped: Int[Array, "*shape"]
 
 
 class LossyRing(SpikeQueue):
-    """``capacity`` slots indexed by delivery step modulo ``capacity``.
+    """``capacity`` slots (at most 32) indexed by delivery step modulo ``capacity``.
 
-    Push and pop touch one slot, whatever the capacity: pop reads the single row ``now mod
-    capacity`` of the whole layer. Two pending spikes whose delivery steps are congruent modulo
-    ``capacity`` collide: the newer overwrites the older, which is counted as dropped. With
-    ``capacity > max_delay`` (in steps) nothing can collide except two spikes due in the same
-    step. Delivers at most one spike per queue and step.
+    Push writes one slot; two pending spikes whose delivery steps are congruent modulo
+    ``capacity`` collide, and the newer overwrites the older, which is counted as dropped. With
+    ``capacity >= max_delay`` (in steps) only spikes due in the same step collide. Every slot holds
+    one residue class, so at most one spike is due per step: ``pop`` delivers a single lane.
+
+    Occupancy lives in a per-queue bitmask, and the delivery of step ``now + 1`` is read at the end of
+    each pop/push: slot arrays are then only written by push, and each is read and written by one
+    fused loop, which spares XLA:CPU a copy of every slot per step. Consequently ``pop`` must be
+    called at consecutive steps (checked when ``validate``).
     """
 
     capacity: int = eqx.field(static=True)
@@ -26,22 +41,42 @@ class LossyRing(SpikeQueue):
 
     def __check_init__(self):
         check_config("LossyRing", self.max_delay, self.capacity)
+        if self.capacity > MAX_CAPACITY:
+            raise ValueError(f"LossyRing: `capacity` must be <= {MAX_CAPACITY}, got {self.capacity}; "
+                             "use DelayLine for a lossless slot per step of delay")
 
-    def init(self, shape=()) -> LaneState:
-        return LaneState(empty_times(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
+    def init(self, shape=()) -> LossyRingState:
+        shape = tuple(shape)
+        zero = jnp.zeros(shape, self.dtype)
+        return LossyRingState(empty_lanes(self.capacity, shape, self.dtype), jnp.zeros(shape, jnp.uint32),
+                              zero, zero, jnp.int32(-1), zeros_count(shape))
 
-    def _insert(self, state, arrival, step, mask):
+    def _insert(self, state, now, arrival, step, mask):
         slot = step % self.capacity
-        write = mask & (slot == lane_ids(self.capacity, mask.ndim))
-        lost = (write & jnp.isfinite(state.times)).sum(0, dtype=jnp.int32)
-        return LaneState(jnp.where(write, arrival, state.times), state.dropped + lost)
+        bit = jnp.left_shift(jnp.uint32(1), slot.astype(jnp.uint32))
+        lost = mask & ((state.occupied & bit) != 0)
+        lanes = tuple(jnp.where(mask & (slot == k), arrival, t) for k, t in enumerate(state.times))
+        occupied = state.occupied | jnp.where(mask, bit, jnp.uint32(0))
+        return self._prefetch(lanes, occupied, now, state.dropped + lost)
 
-    def _pop(self, state, now) -> tuple[LaneState, Delivery]:
-        slot = now % self.capacity
-        row = jax.lax.dynamic_index_in_dim(state.times, slot, keepdims=True)
-        due = row <= now  # the slot may hold a spike due one or more turns later
-        times = jax.lax.dynamic_update_index_in_dim(state.times, jnp.where(due, jnp.inf, row), slot, 0)
-        return LaneState(times, state.dropped), delivery_from_lanes(row, due, now)
+    def _pop(self, state, now) -> tuple[LossyRingState, Delivery]:
+        now = check_consecutive(self, state.cursor, now)
+        hits = state.next_hits
+        delivery = Delivery(hits=(hits,), times=(jnp.where(hits > 0, state.next_times, now.astype(self.dtype)),))
+        bit = jnp.left_shift(jnp.uint32(1), (now % self.capacity).astype(jnp.uint32))
+        occupied = jnp.where(hits > 0, state.occupied & ~bit, state.occupied)
+        return self._prefetch(state.times, occupied, now, state.dropped), delivery
+
+    def _prefetch(self, lanes, occupied, now, dropped) -> LossyRingState:
+        """State whose prefetched delivery is the one due at ``now + 1`` (in slot ``(now+1) mod K``)."""
+        due_at = now + 1
+        slot = due_at % self.capacity
+        time = jnp.zeros(dropped.shape, self.dtype)
+        for k, t in enumerate(lanes):
+            time = jnp.where(slot == k, t, time)
+        held = (jnp.right_shift(occupied, slot.astype(jnp.uint32)) & 1) != 0
+        hit = held & (time <= due_at)  # the slot may hold a spike due one or more turns later
+        return LossyRingState(lanes, occupied, hit.astype(self.dtype), time, due_at, dropped)
 
     def pending(self, state):
-        return state.pending()
+        return jax.lax.population_count(state.occupied).astype(jnp.int32)

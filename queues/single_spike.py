@@ -7,8 +7,7 @@ from typing import Literal
 import equinox as eqx
 import jax.numpy as jnp
 
-from .base import (Delivery, LaneState, SpikeQueue, check_config, delivery_from_lanes,
-                   empty_times, zeros_count)
+from .base import Delivery, LaneState, SpikeQueue, check_config, deliver, empty_lanes, zeros_count
 
 
 class SingleSpike(SpikeQueue):
@@ -29,18 +28,18 @@ class SingleSpike(SpikeQueue):
             raise ValueError(f"SingleSpike: `keep` must be 'newest' or 'oldest', got {self.keep!r}")
 
     def init(self, shape=()) -> LaneState:
-        return LaneState(empty_times(1, tuple(shape), self.dtype), zeros_count(tuple(shape)))
+        return LaneState(empty_lanes(1, tuple(shape), self.dtype), zeros_count(tuple(shape)))
 
-    def _insert(self, state, arrival, step, mask):
-        held = jnp.isfinite(state.times[0])
+    def _insert(self, state, now, arrival, step, mask):
+        (held_time,) = state.times
+        held = jnp.isfinite(held_time)
         write = mask if self.keep == "newest" else mask & ~held
-        times = jnp.where(write, arrival, state.times[0])[None]
-        return LaneState(times, state.dropped + (mask & held))
+        return LaneState((jnp.where(write, arrival, held_time),), state.dropped + (mask & held))
 
     def _pop(self, state, now) -> tuple[LaneState, Delivery]:
-        due = state.times <= now
-        return (LaneState(jnp.where(due, jnp.inf, state.times), state.dropped),
-                delivery_from_lanes(state.times, due, now))
+        (time,) = state.times
+        due = time <= now
+        return LaneState((jnp.where(due, jnp.inf, time),), state.dropped), deliver((time,), (due,), now)
 
     def pending(self, state):
         return state.pending()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
-from .base import Delivery, LaneState, SpikeQueue, check_config, delivery_from_lanes, empty_times, zeros_count
+from .base import Delivery, LaneState, SpikeQueue, check_config, deliver, empty_lanes, lane_sum, zeros_count
 
 
 class SortedArray(SpikeQueue):
@@ -26,26 +26,28 @@ class SortedArray(SpikeQueue):
         check_config("SortedArray", self.max_delay, self.capacity)
 
     def init(self, shape=()) -> LaneState:
-        return LaneState(empty_times(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
+        return LaneState(empty_lanes(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
 
-    def _insert(self, state, arrival, step, mask):
-        t = state.times
-        before = jnp.concatenate([jnp.full_like(t[:1], -jnp.inf), t[:-1]])
-        # lane k of the merge: t[k] if the new value sorts after it, else the new value if it sorts
-        # after t[k-1], else t[k-1] (shifted right); ties keep the pending spike first.
-        merged = jnp.where(arrival < t, jnp.where(arrival >= before, arrival, before), t)
-        full = jnp.isfinite(t[-1])
-        return LaneState(jnp.where(mask, merged, t), state.dropped + (mask & full))
+    def _insert(self, state, now, arrival, step, mask):
+        lanes = state.times
+        # lane k of the merge: lanes[k] if the new spike sorts after it, else the new spike if it sorts
+        # after lanes[k-1], else lanes[k-1] (shifted right); ties keep the pending spike first.
+        merged, before = [], -jnp.inf
+        for t in lanes:
+            merged.append(jnp.where(mask & (arrival < t), jnp.where(arrival >= before, arrival, before), t))
+            before = t
+        full = jnp.isfinite(lanes[-1])
+        return LaneState(tuple(merged), state.dropped + (mask & full))
 
     def _pop(self, state, now) -> tuple[LaneState, Delivery]:
-        due = state.times <= now  # a prefix, since the lanes are sorted
-        run = due.sum(0, dtype=jnp.int32)
-        times, bit = state.times, 1
-        while bit <= self.capacity:  # shift left by `run` (< 2 * capacity), one power of two at a time
-            shifted = jnp.concatenate([times[bit:], jnp.full_like(times[:bit], jnp.inf)])[: self.capacity]
-            times = jnp.where((run & bit) > 0, shifted, times)
+        due = tuple(t <= now for t in state.times)  # a prefix, since the lanes are sorted
+        run = lane_sum(tuple(d.astype(jnp.int32) for d in due))
+        lanes, k, bit = list(state.times), self.capacity, 1
+        while bit <= k:  # shift left by `run` (<= capacity), one power of two at a time
+            shift = (run & bit) > 0
+            lanes = [jnp.where(shift, lanes[i + bit] if i + bit < k else jnp.inf, lanes[i]) for i in range(k)]
             bit *= 2
-        return LaneState(times, state.dropped), delivery_from_lanes(state.times, due, now)
+        return LaneState(tuple(lanes), state.dropped), deliver(state.times, due, now)
 
     def pending(self, state):
         return state.pending()

@@ -37,14 +37,14 @@ class FIFORing:
         self.q, self.capacity, self.dropped = deque(), capacity, 0
 
     def push(self, a, now):
-        if len(self.q) == self.capacity:
-            self.dropped += 1
+        if len(self.q) == self.capacity or (self.q and a < self.q[-1]):
+            self.dropped += 1  # full, or out of arrival order
         else:
             self.q.append(a)
 
     def pop(self, now):
         out = []
-        while self.q and self.q[0] <= now:  # head-of-line: a later spike waits behind an earlier one
+        while self.q and self.q[0] <= now:
             out.append(self.q.popleft())
         return out
 

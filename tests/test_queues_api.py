@@ -37,10 +37,8 @@ def test_layer_shape_equals_vmap_over_single_queues(kind):
     flat_spikes = spikes.reshape(STEPS, -1).T  # (24, steps)
     single = jax.vmap(lambda s, d: queues.simulate(queue, s, d))
     single_state, per_queue = jax.jit(single)(flat_spikes, delays.reshape(-1))
-    np.testing.assert_array_equal(layer.hits.reshape(STEPS, -1, 24),
-                                  jnp.moveaxis(per_queue.hits, 0, -1))
-    np.testing.assert_array_equal(layer.times.reshape(STEPS, -1, 24),
-                                  jnp.moveaxis(per_queue.times, 0, -1))
+    for got, want in zip(layer.stacked(axis=1), per_queue.stacked(axis=2)):  # (steps, lanes, ...)
+        np.testing.assert_array_equal(got.reshape(STEPS, -1, 24), jnp.moveaxis(want, 0, -1))
     np.testing.assert_array_equal(state.dropped.reshape(-1), single_state.dropped)
     np.testing.assert_array_equal(queue.pending(state).reshape(-1), jax.vmap(queue.pending)(single_state))
 
@@ -133,3 +131,24 @@ def test_zero_delay_spike_is_delivered_next_step_with_its_true_time():
     state = queue.push(state, 4, 0.0, True, 3.75)
     state, delivery = queue.pop(state, 5)
     assert float(delivery.count()) == 1 and float(delivery.times[0]) == 3.75
+
+
+def test_lossy_ring_capacity_limit():
+    with pytest.raises(ValueError, match="`capacity` must be <= 32"):
+        queues.LossyRing(capacity=33, max_delay=40)
+
+
+@pytest.mark.parametrize("kind", ["delay_line", "lossy_ring"])
+def test_prefetching_kinds_require_consecutive_pops(kind):
+    queue = make(kind)
+
+    @eqx.filter_jit
+    def pops(steps):
+        state = queue.init((2,))
+        for now in steps:
+            state, _ = queue.pop(state, jnp.int32(now))
+        return state
+
+    jax.block_until_ready(pops((3, 4, 5)))  # any first step, then consecutive
+    with pytest.raises(Exception, match="`now` must be the step after the previous pop/push"):
+        jax.block_until_ready(pops((3, 5)))
