@@ -17,12 +17,12 @@ from .delay_line import DelayLine, SlotState
 from .fifo_ring import FIFORing, FIFOState
 from .lossy_ring import LossyRing, LossyRingState
 from .registry import GRADIENT_KINDS, KINDS, make_queue
-from .simulate import simulate
+from .simulate import checkpointed_scan, simulate
 from .single_spike import SingleSpike
 from .sorted_array import SortedArray
 
 __all__ = [
     "BinaryHeap", "Bitmask", "BitmaskState", "DelayLine", "Delivery", "FIFORing", "FIFOState",
     "GRADIENT_KINDS", "KINDS", "LaneState", "LossyRing", "LossyRingState", "SingleSpike", "SlotState", "SortedArray",
-    "SpikeQueue", "make_queue", "simulate",
+    "SpikeQueue", "checkpointed_scan", "make_queue", "simulate",
 ]
