@@ -348,6 +348,8 @@ def main(argv=None):
     parser.add_argument("--remat-chunk", type=int, default=0,
                         help="steps per rematerialised chunk in the *_remat runs (0: sqrt of the steps)")
     parser.add_argument("--skip-rsnn", action="store_true")
+    parser.add_argument("--write-measurements", metavar="PATH",
+                        help="also store our Poisson µs/step per kind as the cpu table of queues/measurements.json")
     parser.add_argument("--out", required=True, help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -355,7 +357,7 @@ def main(argv=None):
 
     results: dict[str, Any] = {
         "command": "python benchmarks/queues_vs_adseq.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "device": str(jax.devices()[0]), "platform": platform.platform(), "processor": platform.processor(),
+        "device": str(jax.devices()[0]), "device_kind": jax.devices()[0].platform, "platform": platform.platform(), "processor": platform.processor(),
         "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__, "adseq": adseq_version(),
         "poisson_config": {"queues": args.queues, "steps": args.steps, "spike_probability": 1 / 400,
                            "delay_steps": 80, "stream": "pre-generated Bernoulli spikes, identical for both"},
@@ -372,6 +374,27 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")
+    if args.write_measurements:
+        write_measurements(results, args.write_measurements)
+        print(f"updated {args.write_measurements}")
+
+
+def write_measurements(results: dict[str, Any], path: str) -> None:
+    """Store our Poisson costs per kind for `queues.recommend`, under the device kind measured on."""
+    kind = {"delay_line": "delay_line", "fifo_ring[4]": "fifo_ring", "lossy_ring[4]": "lossy_ring",
+            "sorted_array[4]": "sorted_array", "binary_heap[7]": "binary_heap",
+            "single_spike(newest)": "single_spike", "bitmask": "bitmask"}
+    with open(path) as f:
+        table = json.load(f)
+    table[results.get("device_kind") or results["device"].split(":")[0]] = {
+        "source": f"measured by `{results['command']}` on {results['processor'] or results['platform']} "
+                  f"({results['cpu_count']} cores), JAX {results['jax']}",
+        "us_per_step": {kind[r["queue"]]: r["ours_us_per_step"] for r in results["poisson"]
+                        if r["queue"] in kind and "ours_us_per_step" in r},
+    }
+    with open(path, "w") as f:
+        json.dump(table, f, indent=2)
+        f.write("\n")
 
 
 def adseq_version() -> str:

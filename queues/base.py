@@ -66,6 +66,15 @@ class Delivery(eqx.Module):
         dtype = self.times[0].dtype
         return _exponential_kernel(self.hits, self.times, jnp.asarray(now).astype(dtype), jnp.asarray(tau, dtype))
 
+    def kernel(self, now: ArrayLike, fn) -> Float[Array, "*shape"]:
+        """:math:`\\sum_l h_l f(now - t_l)` for any differentiable kernel ``f`` of the time since arrival.
+
+        E.g. the exact membrane jump of a current-based LIF neuron (see `zoo.neurons`), which, unlike a
+        trace sampled at the step, is continuous in the arrival time across step boundaries.
+        """
+        now = jnp.asarray(now).astype(self.times[0].dtype)
+        return _lane_sum(tuple(h * fn(now - t) for h, t in zip(self.hits, self.times)))
+
     def stacked(self, axis: int = 0) -> tuple[Array, Array]:
         """``(hits, times)`` as arrays with the lanes stacked along ``axis``."""
         return jnp.stack(self.hits, axis), jnp.stack(self.times, axis)

@@ -1,0 +1,122 @@
+"""Markdown tables from a `queues_vs_adseq.py` results file, and the README section made of them.
+
+Usage:
+    python benchmarks/report.py benchmarks/results_cpu.json             # print the tables
+    python benchmarks/report.py benchmarks/results_cpu.json --readme README.md   # rewrite README section
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
+
+
+def _us(row, key):
+    return f"{row[key]:.1f}" if key in row else "—"
+
+
+def _mb(row, key):
+    return f"{row[key] / 2**20:.1f}" if key in row else "—"
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "—"
+
+
+def _failure(row, lib):
+    errors = [row[k] for k in row if k.startswith(lib) and k.endswith("error")]
+    return errors[0].split(":")[0] if errors else ""
+
+
+def poisson_table(results) -> str:
+    cfg = results["poisson_config"]
+    lines = [
+        f"Poisson: {cfg['queues']:,} independent queues, spike probability 1/400 per step, delay "
+        f"{cfg['delay_steps']} steps, {cfg['steps']:,} steps, {cfg['stream']}.",
+        "",
+        "| queue | ours µs/step | ours, checks on | adseq µs/step | speed-up | delivered (ours = adseq) | "
+        "ours dropped | conserved |",
+        "|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in results["poisson"]:
+        queue = r["queue"] + (f" (delay {r['delay_steps']})" if r["delay_steps"] != cfg["delay_steps"] else "")
+        same = "yes" if r.get("ours_delivered") == r.get("adseq_delivered") else \
+            f"{r.get('ours_delivered')} vs {r.get('adseq_delivered')}"
+        lines.append(
+            f"| {queue} | {_us(r, 'ours_us_per_step')} | {_us(r, 'ours_validated_us_per_step')} | "
+            f"{_us(r, 'adseq_us_per_step')} | {_ratio(r.get('adseq_us_per_step'), r.get('ours_us_per_step'))} | "
+            f"{same} | {r.get('ours_dropped', '—')} | {'yes' if r.get('ours_conserved') else 'NO'} |")
+    return "\n".join(lines)
+
+
+def rsnn_table(results) -> str:
+    cfg = results["rsnn_config"]
+    lines = [
+        f"Recurrent LIF, reverse-mode gradient of the spike count w.r.t. the {cfg['neurons']}x{cfg['neurons']} "
+        f"weights, {cfg['steps']:,} steps of {cfg['dt_ms']} ms; *remat*: `queues.checkpointed_scan` with chunks "
+        f"of {cfg['remat_chunk']} steps, applied alike to both libraries. Memory: XLA's compiled arguments + "
+        "outputs + temporaries.",
+        "",
+        "| queue | ours µs/step | adseq µs/step | ours MiB | adseq MiB | ours remat µs/step | adseq remat µs/step "
+        "| ours remat MiB | adseq remat MiB | spikes ours / adseq | dropped (ours) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in results["rsnn_grad"]:
+        adseq_note = _failure(r, "adseq_")
+        lines.append(
+            f"| {r['queue']} | {_us(r, 'ours_us_per_step')} | {_us(r, 'adseq_us_per_step') if 'adseq_us_per_step' in r else adseq_note or '—'} "
+            f"| {_mb(r, 'ours_peak_bytes')} | {_mb(r, 'adseq_peak_bytes')} | {_us(r, 'ours_remat_us_per_step')} "
+            f"| {_us(r, 'adseq_remat_us_per_step') if 'adseq_remat_us_per_step' in r else adseq_note or '—'} "
+            f"| {_mb(r, 'ours_remat_peak_bytes')} | {_mb(r, 'adseq_remat_peak_bytes')} "
+            f"| {r.get('ours_spikes', '—')} / {r.get('adseq_spikes', '—')} | {r.get('ours_dropped', '—')} |")
+    errors = sorted({f"{r['queue']}: {r[k]}" for r in results["rsnn_grad"] for k in r if k.endswith("error")})
+    if errors:
+        lines += ["", "Failures recorded by the benchmark:", ""] + [f"* {e}" for e in errors]
+    lines += ["", "Against adseq's fastest gradient-capable queue (same kind on both sides):", "",
+              "| ours vs adseq | queue | ours µs/step | adseq µs/step | speed-up | ours MiB | adseq MiB | memory ratio |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, s in results["rsnn_summary"].items():
+        lines.append(f"| {mode.replace('_vs_', ' vs ').replace('_', ' ').strip()} | {s['queue']} | "
+                     f"{s['ours_us_per_step']:.1f} | {s['adseq_us_per_step']:.1f} | {s['speedup']:.2f}x | "
+                     f"{s['ours_peak_bytes'] / 2**20:.1f} | {s['adseq_peak_bytes'] / 2**20:.1f} | "
+                     f"{s['memory_ratio']:.3f} |")
+    return "\n".join(lines)
+
+
+def report(results) -> str:
+    parts = [f"Measured by `{results['command']}` on {results['processor'] or results['platform']} "
+             f"({results['cpu_count']} cores, {results['device']}), JAX {results['jax']}, adseq {results['adseq']}.",
+             "", poisson_table(results)]
+    if "rsnn_grad" in results:
+        parts += ["", rsnn_table(results)]
+    return "\n".join(parts)
+
+
+def update_readme(readme_path: str, text: str) -> None:
+    with open(readme_path) as f:
+        readme = f.read()
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(readme):
+        raise ValueError(f"{readme_path} has no {START} ... {END} section")
+    with open(readme_path, "w") as f:
+        f.write(pattern.sub(lambda _: f"{START}\n{text}\n{END}", readme))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results")
+    parser.add_argument("--readme", help="rewrite this README's benchmark section")
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
+        text = report(json.load(f))
+    if args.readme:
+        update_readme(args.readme, text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Delay-learning spiking neural networks built on `queues`."""

@@ -1,0 +1,92 @@
+"""Surrogate-gradient training (BPTT through the queues) with optax."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .data import SpikeDataset
+
+
+@dataclass(frozen=True)
+class SurrogateTrainer:
+    """Adam on cross-entropy, with its own learning rate for the delays (0 freezes them)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-2
+    lr_delays: float = 0.5
+    val_fraction: float = 0.2
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.lr < 0 or self.lr_delays < 0:
+            raise ValueError(f"SurrogateTrainer: epochs and batch_size must be >= 1 and rates >= 0, got {self}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in (0, 1), got {self.val_fraction}")
+
+    def optimizer(self, model) -> optax.GradientTransformation:
+        labels = jax.tree_util.tree_map(lambda _: "weights", eqx.filter(model, eqx.is_array))
+        labels = eqx.tree_at(lambda m: m.delays, labels, "delays")
+        delay_opt = optax.adam(self.lr_delays) if self.lr_delays > 0 else optax.set_to_zero()
+        # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
+        return optax.multi_transform({"weights": optax.adam(self.lr), "delays": delay_opt}, lambda _: labels)
+
+    def fit(self, model, data: SpikeDataset, seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
+        """Train on a split of ``data``; return the model and metrics (final validation accuracy)."""
+        val, train = data.split(self.val_fraction, seed)
+        opt = self.optimizer(model)
+        opt_state = opt.init(eqx.filter(model, eqx.is_array))
+        batches = len(train) // self.batch_size
+        if batches < 1:
+            raise ValueError(f"SurrogateTrainer: {len(train)} training examples are fewer than one batch of "
+                             f"{self.batch_size}")
+        max_delay = model.queue.max_delay
+
+        def loss_fn(model, times, labels):
+            logits, stats = jax.vmap(model)(times)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, (logits.argmax(-1) == labels, stats)
+
+        @eqx.filter_jit
+        def epoch(model, opt_state, times, labels):
+            params, static = eqx.partition(model, eqx.is_array)
+
+            def step(carry, batch):
+                params, opt_state = carry
+                (loss, (correct, stats)), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
+                    eqx.combine(params, static), *batch)
+                updates, opt_state = opt.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                params = eqx.tree_at(lambda m: m.delays, params, jnp.clip(params.delays, 0.0, max_delay))
+                return (params, opt_state), (loss, correct.mean(), stats["dropped"].sum())
+
+            (params, opt_state), (losses, accs, dropped) = jax.lax.scan(step, (params, opt_state), (times, labels))
+            return eqx.combine(params, static), opt_state, losses.mean(), accs.mean(), dropped.sum()
+
+        @eqx.filter_jit
+        def evaluate(model, times, labels):
+            logits, stats = jax.vmap(model)(times)
+            return (logits.argmax(-1) == labels).mean(), stats["spikes"].mean()
+
+        rng = np.random.default_rng(seed)
+        history = []
+        for e in range(self.epochs):
+            start = time.perf_counter()
+            order = rng.permutation(len(train))[: batches * self.batch_size].reshape(batches, self.batch_size)
+            model, opt_state, loss, acc, dropped = epoch(model, opt_state, jnp.asarray(train.times[order]),
+                                                         jnp.asarray(train.labels[order]))
+            val_acc, spikes = evaluate(model, jnp.asarray(val.times), jnp.asarray(val.labels))
+            row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": float(val_acc),
+                   "hidden_spikes_per_example": float(spikes), "dropped_spikes": int(dropped),
+                   "seconds": time.perf_counter() - start}
+            history.append(row)
+            log(json.dumps(row))
+        return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
