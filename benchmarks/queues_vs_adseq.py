@@ -122,11 +122,13 @@ def adseq_poisson(queue_cls, pending: Callable, spikes: jax.Array, delay: int):
     return run
 
 
-def bench_poisson(adseq, steps: int, n: int, repeats: int, rate: float = 1 / 400, delay: int = 80):
+def bench_poisson(adseq, steps: int, n: int, repeats: int, rate: float = 1 / 400, delay: int = 80, kinds=None):
     spikes = poisson_stream(steps, n, rate)
     pushed = int(spikes.sum())
     rows = []
     for pair in PAIRS:
+        if kinds and pair.name not in kinds:
+            continue
         d = delay if pair.name != "bitmask" else 31  # both bitmask queues hold delays < 32 only
         row: dict[str, Any] = {"queue": pair.name, "delay_steps": d, "pushed": pushed}
         stream = spikes if d == delay else poisson_stream(steps, n, rate)
@@ -281,13 +283,15 @@ def measure_grad(loss, weight, steps: int, repeats: int, memory_limit: int) -> d
     return out
 
 
-def bench_rsnn(adseq, steps: int, repeats: int, memory_limit: int, chunk: int):
+def bench_rsnn(adseq, steps: int, repeats: int, memory_limit: int, chunk: int, kinds=None):
     """Every gradient-capable pair, each with a plain scan and with chunked rematerialisation."""
     weight, delays_ms = rsnn_setup()
     max_delay_steps = MAX_DELAY_MS / DT
     remat = lambda f, c, xs: queues.checkpointed_scan(f, c, xs, chunk)  # noqa: E731
     rows = []
     for name, ours_queue, adseq_queue in RSNN_PAIRS:
+        if kinds and name not in kinds:
+            continue
         row: dict[str, Any] = {"queue": name, "steps": steps}
         for lib, make_loss in (("ours", lambda scan: ours_rsnn(ours_queue(max_delay_steps), delays_ms, steps, scan)),
                                ("adseq", lambda scan: adseq_rsnn(adseq, adseq_queue(adseq), delays_ms, steps, scan))):
@@ -347,6 +351,7 @@ def main(argv=None):
                         help="skip running a compiled gradient that needs more memory than this")
     parser.add_argument("--remat-chunk", type=int, default=0,
                         help="steps per rematerialised chunk in the *_remat runs (0: sqrt of the steps)")
+    parser.add_argument("--kinds", help="comma-separated queue names to run (default: all), e.g. 'fifo_ring[4],bitmask'")
     parser.add_argument("--skip-rsnn", action="store_true")
     parser.add_argument("--write-measurements", metavar="PATH",
                         help="also store our Poisson µs/step per kind as the cpu table of queues/measurements.json")
@@ -355,13 +360,18 @@ def main(argv=None):
 
     import adseq  # the peer; installed with `pip install .[bench]`
 
+    kinds = set(args.kinds.split(",")) if args.kinds else None
+    known = {p.name for p in PAIRS}
+    if kinds and not kinds <= known:
+        parser.error(f"--kinds: unknown {sorted(kinds - known)}; choose from {sorted(known)}")
+
     results: dict[str, Any] = {
         "command": "python benchmarks/queues_vs_adseq.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
         "device": str(jax.devices()[0]), "device_kind": jax.devices()[0].platform, "platform": platform.platform(), "processor": platform.processor(),
         "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__, "adseq": adseq_version(),
         "poisson_config": {"queues": args.queues, "steps": args.steps, "spike_probability": 1 / 400,
                            "delay_steps": 80, "stream": "pre-generated Bernoulli spikes, identical for both"},
-        "poisson": bench_poisson(adseq, args.steps, args.queues, args.repeats),
+        "poisson": bench_poisson(adseq, args.steps, args.queues, args.repeats, kinds=kinds),
     }
     if not args.skip_rsnn:
         results["rsnn_config"] = {"neurons": N_NEURONS, "dt_ms": DT, "tau_syn_ms": TAU_SYN, "tau_mem_ms": TAU_MEM,
@@ -370,7 +380,7 @@ def main(argv=None):
         chunk = args.remat_chunk or max(1, round(args.rsnn_steps**0.5))
         results["rsnn_config"]["remat_chunk"] = chunk
         results["rsnn_grad"], results["rsnn_summary"] = bench_rsnn(
-            adseq, args.rsnn_steps, args.repeats, int(args.memory_limit_gib * 2**30), chunk)
+            adseq, args.rsnn_steps, args.repeats, int(args.memory_limit_gib * 2**30), chunk, kinds)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")

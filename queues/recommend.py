@@ -87,17 +87,18 @@ def erlang_b(capacity: int, load: float) -> float:
     return b
 
 
-def drop_fraction(kind: str, workload: Workload, capacity: int | None = None) -> float:
-    """Expected fraction of pushed spikes the kind drops on a Poisson workload."""
+def drop_fraction(kind: str, workload: Workload, capacity: int | None = None, keep: str = "newest") -> float:
+    """Expected fraction of pushed spikes the kind drops on a Poisson workload (steady state)."""
     load = workload.in_flight
     if kind == "delay_line":
         return 0.0
     if kind == "bitmask":  # one bit per step: only same-step arrivals collide
         return 0.0 if workload.in_order else 1 - math.exp(-workload.rate)
-    if kind == "single_spike":
-        return erlang_b(1, load)
-    if kind == "lossy_ring":  # a slot holds one residue class: about load / capacity spikes each
-        return 1 - math.exp(-load / capacity)
+    if kind == "single_spike":  # newest: lost if another spike comes within its delay; oldest: blocking
+        return 1 - math.exp(-load) if keep == "newest" else erlang_b(1, load)
+    if kind == "lossy_ring":  # overwritten if a later push within the delay lands on the same slot:
+        delay = math.ceil(workload.max_delay if workload.mean_delay is None else workload.mean_delay)
+        return 1 - (1 - workload.rate) ** ((delay - 1) // capacity)  # pushes at steps = s mod capacity
     if kind in ("fifo_ring", "sorted_array", "binary_heap"):
         return erlang_b(capacity, load)
     raise ValueError(f"drop_fraction: unknown kind {kind!r}")

@@ -17,18 +17,23 @@ def test_erlang_b_known_values():
     np.testing.assert_allclose(erlang_b(2, 1.0), 0.2)  # (1/2) / (1 + 1 + 1/2)
 
 
-@pytest.mark.parametrize("kind,capacity", [("sorted_array", 2), ("binary_heap", 3), ("single_spike", None)])
-def test_drop_estimate_matches_simulation(kind, capacity):
-    """Erlang B predicts what the queue really drops on Poisson spikes (10k queues, 2 in flight)."""
-    rate, delay, steps, n = 1 / 20, 40.0, 600, 10_000
+@pytest.mark.parametrize("kind,capacity,keep", [("sorted_array", 2, None), ("binary_heap", 3, None),
+                                                ("single_spike", None, "oldest"), ("single_spike", None, "newest"),
+                                                ("lossy_ring", 8, None)])
+def test_drop_estimate_matches_simulation(kind, capacity, keep):
+    """The estimates match what the queues really drop on Poisson spikes (10k queues, 2 in flight)."""
+    rate, delay, warm, steps, n = 1 / 20, 40.0, 200, 600, 10_000
     workload = Workload(queues=n, max_delay=delay, rate=rate)
-    config = {"max_delay": delay} | ({"capacity": capacity} if capacity else {})
+    config = {"max_delay": delay} | ({"capacity": capacity} if capacity else {}) | ({"keep": keep} if keep else {})
     queue = queues.make_queue(kind, **config)
-    spikes = jax.random.bernoulli(jax.random.PRNGKey(1), rate, (steps, n))
-    state, _ = jax.jit(lambda s: queues.simulate(queue, s, delay))(spikes)
-    warm = spikes[: int(delay)].sum()  # the first `delay` steps fill the queues: drops start later
-    measured = float(state.dropped.sum()) / float(spikes.sum() - warm)
-    np.testing.assert_allclose(measured, drop_fraction(kind, workload, capacity), rtol=0.1)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(1), rate, (warm + steps, n))
+    run = jax.jit(lambda s, state, start: queues.simulate(queue, s, delay, state=state, start=start),
+                  static_argnums=2)
+    state, _ = run(spikes[:warm], queue.init((n,)), 0)  # fill the queues first: measure the steady state
+    before = state.dropped.sum()
+    state, _ = run(spikes[warm:], state, warm)
+    measured = float(state.dropped.sum() - before) / float(spikes[warm:].sum())
+    np.testing.assert_allclose(measured, drop_fraction(kind, workload, capacity, keep or "newest"), rtol=0.1)
 
 
 def test_recommend_respects_constraints():
