@@ -122,6 +122,18 @@ def adseq_poisson(queue_cls, pending: Callable, spikes: jax.Array, delay: int):
     return run
 
 
+def conservation_line(row) -> str:
+    parts = [f"{row['queue']}: pushed {row['pushed']}"]
+    if "ours_delivered" in row:
+        parts.append(f"ours delivered {row['ours_delivered']} + dropped {row['ours_dropped']} + pending "
+                     f"{row['ours_pending']} = {row['ours_delivered'] + row['ours_dropped'] + row['ours_pending']} "
+                     f"({'conserved' if row['ours_conserved'] else 'NOT conserved'})")
+    if "adseq_delivered" in row:
+        parts.append(f"adseq delivered {row['adseq_delivered']} + pending {row['adseq_pending']}, so it lost "
+                     f"{row['adseq_implied_dropped']} without counting them")
+    return "; ".join(parts)
+
+
 def bench_poisson(adseq, steps: int, n: int, repeats: int, rate: float = 1 / 400, delay: int = 80, kinds=None):
     spikes = poisson_stream(steps, n, rate)
     pushed = int(spikes.sum())
@@ -153,6 +165,10 @@ def bench_poisson(adseq, steps: int, n: int, repeats: int, rate: float = 1 / 400
             row["adseq_error"] = f"{type(exc).__name__}: {exc}"[:500]
         if "ours_us_per_step" in row and "adseq_us_per_step" in row:
             row["speedup"] = row["adseq_us_per_step"] / row["ours_us_per_step"]
+        if "ours_dropped" in row and "adseq_implied_dropped" in row:
+            # adseq counts no drops; with the same policy its implied drops must equal ours
+            row["drops_agree"] = row["ours_dropped"] == row["adseq_implied_dropped"]
+        print(conservation_line(row), flush=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
         gc.collect()

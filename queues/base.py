@@ -296,3 +296,23 @@ class LaneState(eqx.Module):
 
     def pending(self) -> Int[Array, "*shape"]:
         return lane_sum(tuple(jnp.isfinite(t).astype(jnp.int32) for t in self.times))
+
+
+class CapacityQueue(SpikeQueue):
+    """Abstract base of the kinds that hold up to ``capacity`` spikes per queue as arrival times.
+
+    Defaults to a `LaneState` of ``capacity`` lanes; kinds with more state override `init`.
+    """
+
+    capacity: int = eqx.field(static=True)
+    max_delay: float = eqx.field(static=True)
+    validate: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        check_config(type(self).__name__, self.max_delay, self.capacity)
+
+    def init(self, shape=()) -> LaneState:
+        return LaneState(empty_lanes(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
+
+    def pending(self, state):
+        return state.pending()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 
-from .base import Delivery, LaneState, SpikeQueue, check_config, deliver, empty_lanes, zeros_count
+from .base import CapacityQueue, Delivery, LaneState, deliver
 
 
-class BinaryHeap(SpikeQueue):
+class BinaryHeap(CapacityQueue):
     """Array min-heap per queue (children of lane ``i``: ``2i+1``, ``2i+2``), empty lanes = +inf.
 
     Accepts spikes in any order. Because a whole layer is processed at once, the data-dependent
@@ -23,15 +22,6 @@ class BinaryHeap(SpikeQueue):
     When full, the new spike is dropped and counted. Swaps are selections, so tangents are exact.
     """
 
-    capacity: int = eqx.field(static=True)
-    max_delay: float = eqx.field(static=True)
-    validate: bool = eqx.field(static=True, default=True)
-
-    def __check_init__(self):
-        check_config("BinaryHeap", self.max_delay, self.capacity)
-
-    def init(self, shape=()) -> LaneState:
-        return LaneState(empty_lanes(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
 
     def _insert(self, state, now, arrival, step, mask):
         lanes, seen_free = [], jnp.zeros_like(mask)
@@ -59,8 +49,6 @@ class BinaryHeap(SpikeQueue):
                 level = [c for n in level for c in (2 * n + 1, 2 * n + 2) if 2 * c + 1 < k]
         return LaneState(tuple(lanes), state.dropped), deliver(state.times, due, now)
 
-    def pending(self, state):
-        return state.pending()
 
 
 def _sink_once(lanes: list, node: int, k: int) -> None:

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .base import Delivery, SpikeQueue, check_config, deliver, empty_lanes, lane_sum, zeros_count
+from .base import CapacityQueue, Delivery, deliver, empty_lanes, lane_sum, zeros_count
 
 
 class FIFOState(eqx.Module):
@@ -17,7 +17,7 @@ class FIFOState(eqx.Module):
     dropped: Int[Array, "*shape"]
 
 
-class FIFORing(SpikeQueue):
+class FIFORing(CapacityQueue):
     """First in, first out, with room for ``capacity`` pending spikes per queue.
 
     Made for a fixed delay per queue (one synapse, or one axon), where spikes arrive in the order
@@ -28,12 +28,6 @@ class FIFORing(SpikeQueue):
     possible when a queue's delay changes mid-simulation; use `SortedArray` or `BinaryHeap` there).
     """
 
-    capacity: int = eqx.field(static=True)
-    max_delay: float = eqx.field(static=True)
-    validate: bool = eqx.field(static=True, default=True)
-
-    def __check_init__(self):
-        check_config("FIFORing", self.max_delay, self.capacity)
 
     def init(self, shape=()) -> FIFOState:
         shape = tuple(shape)

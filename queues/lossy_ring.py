@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, UInt32
 
-from .base import Delivery, SpikeQueue, check_config, check_consecutive, empty_lanes, zeros_count
+from .base import CapacityQueue, Delivery, check_consecutive, empty_lanes, zeros_count
 
 MAX_CAPACITY = 32  # slot occupancy is one bit of a uint32 per queue
 
@@ -21,7 +21,7 @@ class LossyRingState(eqx.Module):
     dropped: Int[Array, "*shape"]
 
 
-class LossyRing(SpikeQueue):
+class LossyRing(CapacityQueue):
     """``capacity`` slots (at most 32) indexed by delivery step modulo ``capacity``.
 
     Push writes one slot; two pending spikes whose delivery steps are congruent modulo
@@ -35,12 +35,7 @@ class LossyRing(SpikeQueue):
     called at consecutive steps (checked when ``validate``).
     """
 
-    capacity: int = eqx.field(static=True)
-    max_delay: float = eqx.field(static=True)
-    validate: bool = eqx.field(static=True, default=True)
-
     def __check_init__(self):
-        check_config("LossyRing", self.max_delay, self.capacity)
         if self.capacity > MAX_CAPACITY:
             raise ValueError(f"LossyRing: `capacity` must be <= {MAX_CAPACITY}, got {self.capacity}; "
                              "use DelayLine for a lossless slot per step of delay")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax.numpy as jnp
 
-from .base import Delivery, LaneState, SpikeQueue, check_config, deliver, empty_lanes, lane_sum, zeros_count
+from .base import CapacityQueue, Delivery, LaneState, deliver, lane_sum
 
 
-class SortedArray(SpikeQueue):
+class SortedArray(CapacityQueue):
     """Keeps each queue's pending arrival times sorted, earliest first, in ``capacity`` lanes.
 
     Accepts spikes in any order (heterogeneous delays). Push is a branch-free merge of one value
@@ -18,15 +17,6 @@ class SortedArray(SpikeQueue):
     exact tangents (no min/max, whose derivative splits ties).
     """
 
-    capacity: int = eqx.field(static=True)
-    max_delay: float = eqx.field(static=True)
-    validate: bool = eqx.field(static=True, default=True)
-
-    def __check_init__(self):
-        check_config("SortedArray", self.max_delay, self.capacity)
-
-    def init(self, shape=()) -> LaneState:
-        return LaneState(empty_lanes(self.capacity, tuple(shape), self.dtype), zeros_count(tuple(shape)))
 
     def _insert(self, state, now, arrival, step, mask):
         lanes = state.times
@@ -48,6 +38,3 @@ class SortedArray(SpikeQueue):
             lanes = [jnp.where(shift, lanes[i + bit] if i + bit < k else jnp.inf, lanes[i]) for i in range(k)]
             bit *= 2
         return LaneState(tuple(lanes), state.dropped), deliver(state.times, due, now)
-
-    def pending(self, state):
-        return state.pending()
