@@ -53,7 +53,7 @@ class Delivery(eqx.Module):
 
     def count(self) -> Float[Array, "*shape"]:
         """Spikes delivered per queue."""
-        return _lane_sum(self.hits)
+        return lane_sum(self.hits)
 
     def exponential(self, now: ArrayLike, tau: ArrayLike) -> Float[Array, "*shape"]:
         r"""Jump of an exponential trace sampled at step ``now``: :math:`\sum_l h_l e^{-(now - t_l)/\tau}`.
@@ -62,6 +62,10 @@ class Delivery(eqx.Module):
         value at ``now`` of a trace that jumped by 1 at ``a``. Its derivative w.r.t. ``a`` is that
         value over ``tau``: the spike-time gradient rule of exact-time simulators. (Defined with a
         custom JVP so that reverse mode keeps one coefficient per lane and step, not three arrays.)
+
+        A membrane driven only by this trace, sampled once per step, misses when within the step the
+        current switched on, which biases delay gradients (tested in ``tests/test_zoo_neurons.py``);
+        add the exact sub-step membrane jump with `kernel` and `zoo.neurons.membrane_kernel`.
         """
         dtype = self.times[0].dtype
         return _exponential_kernel(self.hits, self.times, jnp.asarray(now).astype(dtype), jnp.asarray(tau, dtype))
@@ -73,7 +77,7 @@ class Delivery(eqx.Module):
         trace sampled at the step, is continuous in the arrival time across step boundaries.
         """
         now = jnp.asarray(now).astype(self.times[0].dtype)
-        return _lane_sum(tuple(h * fn(now - t) for h, t in zip(self.hits, self.times)))
+        return lane_sum(tuple(h * fn(now - t) for h, t in zip(self.hits, self.times)))
 
     def stacked(self, axis: int = 0) -> tuple[Array, Array]:
         """``(hits, times)`` as arrays with the lanes stacked along ``axis``."""
@@ -82,7 +86,7 @@ class Delivery(eqx.Module):
 
 @jax.custom_jvp
 def _exponential_kernel(hits, times, now, tau):
-    return _lane_sum(tuple(h * jnp.exp((t - now) / tau) for h, t in zip(hits, times)))
+    return lane_sum(tuple(h * jnp.exp((t - now) / tau) for h, t in zip(hits, times)))
 
 
 @_exponential_kernel.defjvp
@@ -91,14 +95,15 @@ def _exponential_kernel_jvp(primals, tangents):
     _, dtimes, dnow, dtau = tangents  # hits are counts: no tangent
     values = tuple(h * jnp.exp((t - now) / tau) for h, t in zip(hits, times))
     # d/dt_l = v_l / tau, d/dnow = -sum v_l / tau, d/dtau = sum v_l (now - t_l) / tau^2
-    out = _lane_sum(tuple((v / tau) * dt for v, dt in zip(values, dtimes)))
-    total = _lane_sum(values)
+    out = lane_sum(tuple((v / tau) * dt for v, dt in zip(values, dtimes)))
+    total = lane_sum(values)
     out = out - total / tau * dnow
-    out = out + _lane_sum(tuple(v * (now - t) for v, t in zip(values, times))) / tau**2 * dtau
+    out = out + lane_sum(tuple(v * (now - t) for v, t in zip(values, times))) / tau**2 * dtau
     return total, out
 
 
-def _lane_sum(lanes):
+def lane_sum(lanes):
+    """Sum of per-lane arrays (kept as separate arrays; see `Delivery`)."""
     total = lanes[0]
     for lane in lanes[1:]:
         total = total + lane
@@ -109,8 +114,8 @@ class SpikeQueue(eqx.Module):
     """Abstract base of every queue kind.
 
     Subclasses hold their configuration as static fields (``max_delay`` and, where it applies,
-    ``capacity``) and implement `init`, `_insert`, `pop` and `pending`; `push` validates its
-    arguments and computes arrival times and delivery steps once for all kinds.
+    ``capacity``) and implement `init`, `_insert`, `_pop` and `pending`; the public `push` and `pop`
+    validate their arguments and compute arrival times and delivery steps once for all kinds.
     """
 
     # Every kind declares, as static fields: `max_delay` (steps) and `validate` (run-time checks of
@@ -252,11 +257,6 @@ def empty_lanes(lanes: int, shape: tuple[int, ...], dtype) -> tuple[Array, ...]:
 
 def zeros_count(shape: tuple[int, ...]) -> Int[Array, "*shape"]:
     return jnp.zeros(shape, jnp.int32)
-
-
-def lane_sum(lanes):
-    """Sum of per-lane arrays (kept as separate arrays; see `Delivery`)."""
-    return _lane_sum(tuple(lanes))
 
 
 def _state_shape(state) -> tuple[int, ...]:
