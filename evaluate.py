@@ -23,26 +23,30 @@ def load_run(run_dir: str):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"evaluate: {path} not found; `run=` must be a directory written by train.py")
     cfg = OmegaConf.load(config_path)
-    data = instantiate(cfg.dataset).generate()
+    data = instantiate(cfg.dataset).load()
     skeleton = instantiate(cfg.model, _partial_=True)(
-        channels=data.times.shape[1], classes=data.classes, steps=data.steps, queue=instantiate(cfg.queue),
-        key=jax.random.PRNGKey(cfg.seed))
+        channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue), key=jax.random.PRNGKey(cfg.seed))
     return eqx.tree_deserialise_leaves(weights_path, skeleton), cfg
 
 
 @eqx.filter_jit
-def predict(model, times):
+def predict(model, spikes, times):
     """Logits and spike statistics for a batch of examples."""
-    return jax.vmap(model)(times)
+    return jax.vmap(model)(spikes, times)
 
 
 @eqx.filter_jit
-def predict_one(model, times):
-    return model(times)
+def predict_one(model, spikes, times):
+    return model(spikes, times)
+
+
+def example(data, index):
+    """``(spikes, times)`` of the examples at ``index`` (an int or a slice)."""
+    return jnp.asarray(data.spikes[index]), None if data.times is None else jnp.asarray(data.times[index])
 
 
 def accuracy(model, data) -> float:
-    logits, _ = predict(model, jnp.asarray(data.times))
+    logits, _ = predict(model, *example(data, slice(None)))
     return float((np.asarray(logits).argmax(-1) == data.labels).mean())
 
 
@@ -53,35 +57,45 @@ def benchmark(model, data, queue_names, batch_size: int, repeats: int) -> list[d
         queue_cfg = OmegaConf.load(to_absolute_path(os.path.join("configs", "queue", f"{name}.yaml")))
         queue = instantiate(queue_cfg, max_delay=model.queue.max_delay)
         variant = eqx.tree_at(lambda m: m.queue, model, queue)
-        x1, xb = jnp.asarray(data.times[0]), jnp.asarray(data.times[:batch_size])
-        jax.block_until_ready(predict_one(variant, x1))
+        jax.block_until_ready(predict_one(variant, *example(data, 0)))
         latencies = []
         for i in range(repeats):
+            x = example(data, i % len(data))
             start = time.perf_counter()
-            jax.block_until_ready(predict_one(variant, jnp.asarray(data.times[i % len(data)])))
+            jax.block_until_ready(predict_one(variant, *x))
             latencies.append(time.perf_counter() - start)
-        jax.block_until_ready(predict(variant, xb))
+        xb = example(data, slice(0, batch_size))
+        jax.block_until_ready(predict(variant, *xb))
         start = time.perf_counter()
-        jax.block_until_ready(predict(variant, xb))
+        jax.block_until_ready(predict(variant, *xb))
         elapsed = time.perf_counter() - start
-        all_logits, all_stats = predict(variant, jnp.asarray(data.times))
+        all_logits, all_stats = predict(variant, *example(data, slice(None)))
         rows.append({
             "queue": name, "accuracy": float((np.asarray(all_logits).argmax(-1) == data.labels).mean()),
             "latency_ms_p50": 1e3 * float(np.percentile(latencies, 50)),
             "latency_ms_p95": 1e3 * float(np.percentile(latencies, 95)),
-            "throughput_samples_per_s": batch_size / elapsed,
+            "throughput_samples_per_s": min(batch_size, len(data)) / elapsed,
             "dropped_spikes_per_sample": float(all_stats["dropped"].mean()),
             "hidden_spikes_per_sample": float(all_stats["spikes"].mean()),
         })
     return rows
 
 
+def test_set(run_cfg, cfg):
+    """Generated datasets: a fresh draw (other seed); recordings: the run's dataset at `split=`."""
+    if "seed" in run_cfg.dataset and "examples" in run_cfg.dataset:
+        return instantiate(run_cfg.dataset, seed=cfg.test_seed, examples=cfg.test_examples).load()
+    return instantiate(run_cfg.dataset, split=cfg.split, **({"root": cfg.root} if cfg.root else {})).load()
+
+
 @hydra.main(config_path="configs", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     model, run_cfg = load_run(to_absolute_path(cfg.run))
-    test = instantiate(run_cfg.dataset, seed=cfg.test_seed, examples=cfg.test_examples).generate()
+    test = test_set(run_cfg, cfg)
+    generated = "seed" in run_cfg.dataset and "examples" in run_cfg.dataset
     result = {"model": os.path.basename(os.path.normpath(cfg.run)), "dataset": run_cfg.dataset._target_,
-              "split": f"test (generated, seed {cfg.test_seed})", "accuracy": accuracy(model, test),
+              "split": f"test (generated, seed {cfg.test_seed})" if generated else cfg.split,
+              "accuracy": accuracy(model, test),
               "num_samples": len(test), "device": str(jax.devices()[0])}
     print(f"accuracy on {len(test)} test samples: {result['accuracy']:.4f}")
     if cfg.benchmark:

@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    data = instantiate(cfg.dataset).generate()
+    data = instantiate(cfg.dataset).load()
     # partial: runtime objects (queue, key) go in as Python arguments, not through OmegaConf
     build_model = instantiate(cfg.model, _partial_=True)
-    model = build_model(channels=data.times.shape[1], classes=data.classes, steps=data.steps,
-                        queue=instantiate(cfg.queue), key=jax.random.PRNGKey(cfg.seed))
+    model = build_model(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
+                        key=jax.random.PRNGKey(cfg.seed))
     model, metrics = instantiate(cfg.trainer).fit(model, data, seed=cfg.seed)
     out_dir = HydraConfig.get().runtime.output_dir
     eqx.tree_serialise_leaves(os.path.join(out_dir, "model.eqx"), model)

@@ -50,13 +50,13 @@ class SurrogateTrainer:
                              f"{self.batch_size}")
         max_delay = model.queue.max_delay
 
-        def loss_fn(model, times, labels):
-            logits, stats = jax.vmap(model)(times)
+        def loss_fn(model, spikes, times, labels):
+            logits, stats = jax.vmap(model)(spikes, times)
             loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
             return loss, (logits.argmax(-1) == labels, stats)
 
         @eqx.filter_jit
-        def epoch(model, opt_state, times, labels):
+        def epoch(model, opt_state, spikes, times, labels):
             params, static = eqx.partition(model, eqx.is_array)
 
             def step(carry, batch):
@@ -68,25 +68,36 @@ class SurrogateTrainer:
                 params = eqx.tree_at(lambda m: m.delays, params, jnp.clip(params.delays, 0.0, max_delay))
                 return (params, opt_state), (loss, correct.mean(), stats["dropped"].sum())
 
-            (params, opt_state), (losses, accs, dropped) = jax.lax.scan(step, (params, opt_state), (times, labels))
+            (params, opt_state), (losses, accs, dropped) = jax.lax.scan(step, (params, opt_state),
+                                                                        (spikes, times, labels))
             return eqx.combine(params, static), opt_state, losses.mean(), accs.mean(), dropped.sum()
 
         @eqx.filter_jit
-        def evaluate(model, times, labels):
-            logits, stats = jax.vmap(model)(times)
+        def evaluate(model, spikes, times, labels):
+            logits, stats = jax.vmap(model)(spikes, times)
             return (logits.argmax(-1) == labels).mean(), stats["spikes"].mean()
 
         rng = np.random.default_rng(seed)
         history = []
         for e in range(self.epochs):
             start = time.perf_counter()
-            order = rng.permutation(len(train))[: batches * self.batch_size].reshape(batches, self.batch_size)
-            model, opt_state, loss, acc, dropped = epoch(model, opt_state, jnp.asarray(train.times[order]),
-                                                         jnp.asarray(train.labels[order]))
-            val_acc, spikes = evaluate(model, jnp.asarray(val.times), jnp.asarray(val.labels))
+            order = rng.permutation(len(train))[: batches * self.batch_size]
+            batch = train.subset(order.reshape(-1))
+            shape = (batches, self.batch_size)
+            model, opt_state, loss, acc, dropped = epoch(
+                model, opt_state, jnp.asarray(batch.spikes).reshape(*shape, *batch.spikes.shape[1:]),
+                None if batch.times is None else jnp.asarray(batch.times).reshape(*shape, *batch.times.shape[1:]),
+                jnp.asarray(batch.labels).reshape(shape))
+            val_acc, spikes = evaluate(model, *as_arrays(val))
             row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": float(val_acc),
                    "hidden_spikes_per_example": float(spikes), "dropped_spikes": int(dropped),
                    "seconds": time.perf_counter() - start}
             history.append(row)
             log(json.dumps(row))
         return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
+
+
+def as_arrays(data: SpikeDataset):
+    """``(spikes, times, labels)`` of a whole dataset as JAX arrays (``times`` may be None)."""
+    return (jnp.asarray(data.spikes), None if data.times is None else jnp.asarray(data.times),
+            jnp.asarray(data.labels))

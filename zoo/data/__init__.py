@@ -1,5 +1,8 @@
-"""Event datasets as arrays of spike times."""
+"""Datasets: generated tasks and event-camera recordings, loaded as spike rasters."""
 
 from .delay_task import DelayTask, SpikeDataset
+from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
+from .recordings import HOTSLettersRasters, NMNISTRasters
 
-__all__ = ["DelayTask", "SpikeDataset"]
+__all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
+           "RasterSpec", "SpikeDataset", "read_event_file"]

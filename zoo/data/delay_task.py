@@ -9,27 +9,45 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SpikeDataset:
-    """Spike times per example and input channel (``inf`` = no spike) with integer labels."""
+    """Spike rasters with labels: what every dataset loads into and every model consumes.
 
-    times: np.ndarray  # (examples, channels), in steps
-    labels: np.ndarray  # (examples,)
-    steps: int  # simulation length per example
+    ``spikes[i, n, c]`` counts the spikes of channel ``c`` in step ``n`` (time ``(n-1, n]``) of example
+    ``i``; ``times``, when given, holds their exact time in that interval (one spike per bin), and
+    otherwise the spikes are taken to occur at the step time ``n``.
+    """
+
+    spikes: np.ndarray  # (examples, steps, channels) uint8
+    labels: np.ndarray  # (examples,) int32
     classes: int
+    times: np.ndarray | None = None  # (examples, steps, channels) float32, or None
 
     def __post_init__(self):
-        if self.times.ndim != 2 or self.labels.shape != self.times.shape[:1]:
-            raise ValueError(f"SpikeDataset: `times` must be (examples, channels) and `labels` (examples,), "
-                             f"got {self.times.shape} and {self.labels.shape}")
+        if self.spikes.ndim != 3 or self.labels.shape != self.spikes.shape[:1]:
+            raise ValueError(f"SpikeDataset: `spikes` must be (examples, steps, channels) and `labels` (examples,), "
+                             f"got {self.spikes.shape} and {self.labels.shape}")
+        if self.times is not None and self.times.shape != self.spikes.shape:
+            raise ValueError(f"SpikeDataset: `times` must match `spikes` {self.spikes.shape}, got {self.times.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def steps(self) -> int:
+        return self.spikes.shape[1]
+
+    @property
+    def channels(self) -> int:
+        return self.spikes.shape[2]
+
+    def subset(self, index) -> "SpikeDataset":
+        return SpikeDataset(self.spikes[index], self.labels[index], self.classes,
+                            None if self.times is None else self.times[index])
 
     def split(self, fraction: float, seed: int = 0) -> tuple["SpikeDataset", "SpikeDataset"]:
         """A deterministic shuffle split into (first, rest) with ``fraction`` of the examples first."""
         order = np.random.default_rng(seed).permutation(len(self))
         cut = int(round(fraction * len(self)))
-        pick = lambda idx: SpikeDataset(self.times[idx], self.labels[idx], self.steps, self.classes)  # noqa: E731
-        return pick(order[:cut]), pick(order[cut:])
+        return self.subset(order[:cut]), self.subset(order[cut:])
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,7 @@ class DelayTask:
     def steps(self) -> int:
         return int(np.ceil(self.jitter + self.interval)) + 12
 
-    def generate(self) -> SpikeDataset:
+    def load(self) -> SpikeDataset:
         rng = np.random.default_rng(self.seed)
         n = self.examples
         labels = rng.integers(0, 2, n)
@@ -67,5 +85,11 @@ class DelayTask:
         a = np.where(labels == 0, first, second)
         b = np.where(labels == 0, second, first)
         noise = rng.uniform(1, self.steps - 1, (n, self.noise_channels))
-        times = np.concatenate([a[:, None], b[:, None], noise], axis=1).astype(np.float32)
-        return SpikeDataset(times, labels.astype(np.int32), self.steps, 2)
+        times = np.concatenate([a[:, None], b[:, None], noise], axis=1).astype(np.float32)  # one spike per channel
+        step = np.ceil(times).astype(int)  # the step whose interval (n-1, n] holds the spike
+        spikes = np.zeros((n, self.steps, times.shape[1]), np.uint8)
+        exact = np.zeros(spikes.shape, np.float32)
+        example, channel = np.meshgrid(np.arange(n), np.arange(times.shape[1]), indexing="ij")
+        spikes[example, step, channel] = 1
+        exact[example, step, channel] = times
+        return SpikeDataset(spikes, labels.astype(np.int32), 2, exact)

@@ -29,17 +29,16 @@ class DelayedFeedForward(eqx.Module):
     delays: Float[Array, "channels hidden"]
     w_out: Float[Array, "classes hidden"]
     queue: queues.SpikeQueue
-    steps: int = eqx.field(static=True)
     tau_syn: float = eqx.field(static=True)
     tau_mem: float = eqx.field(static=True)
     threshold: float = eqx.field(static=True)
     surrogate_slope: float = eqx.field(static=True)
 
-    def __init__(self, channels: int, hidden: int, classes: int, steps: int, *, key: PRNGKeyArray,
+    def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | None = None,
                  tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  surrogate_slope: float = 5.0, init_delay: float | None = None):
-        for name, value in dict(channels=channels, hidden=hidden, classes=classes, steps=steps).items():
+        for name, value in dict(channels=channels, hidden=hidden, classes=classes).items():
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"DelayedFeedForward: `{name}` must be a positive integer, got {value!r}")
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
@@ -52,24 +51,32 @@ class DelayedFeedForward(eqx.Module):
             self.delays = jnp.full((channels, hidden), float(init_delay))
         self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
         self.queue = queue
-        self.steps, self.tau_syn, self.tau_mem = steps, tau_syn, tau_mem
+        self.tau_syn, self.tau_mem = tau_syn, tau_mem
         self.threshold, self.surrogate_slope = threshold, surrogate_slope
 
-    def __call__(self, times: Float[Array, " channels"]) -> tuple[Float[Array, " classes"], dict]:
-        """Logits for one example given each channel's spike time in steps (``inf``: no spike)."""
+    def __call__(self, spikes: Float[Array, "steps channels"],
+                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+        """Logits for one example: ``spikes[n, c] > 0`` where channel ``c`` spikes in ``(n-1, n]``, at the
+        exact ``times[n, c]`` if given (else at ``n``)."""
         channels, hidden = self.delays.shape
+        if spikes.ndim != 2 or spikes.shape[1] != channels:
+            raise ValueError(f"DelayedFeedForward: `spikes` must be (steps, {channels}), got {spikes.shape}")
         spike = fast_sigmoid(self.surrogate_slope)
         kernel = membrane_kernel(self.tau_syn, self.tau_mem)
         alpha, beta = math.exp(-1 / self.tau_syn), math.exp(-1 / self.tau_mem)
         carry_gain = kernel(1.0)
         delays = jnp.clip(self.delays, 0.0, self.queue.max_delay)
+        steps = jnp.arange(spikes.shape[0], dtype=jnp.int32)
+        if times is None:
+            times = jnp.broadcast_to(steps[:, None].astype(delays.dtype), spikes.shape)
 
-        def step(carry, now):
+        def step(carry, xs):
             state, current, v, readout = carry
+            now, fire, t = xs
             state, delivery = self.queue.pop(state, now)
-            fire = (times > now - 1) & (times <= now)
+            fire = fire > 0
             state = self.queue.push(state, now, delays, jnp.broadcast_to(fire[:, None], (channels, hidden)),
-                                    jnp.where(fire, times, now)[:, None])
+                                    jnp.where(fire, t, now)[:, None])
             v = beta * v + carry_gain * current + jnp.einsum("hc,ch->h", self.w_in, delivery.kernel(now, kernel))
             current = alpha * current + jnp.einsum("hc,ch->h", self.w_in, delivery.exponential(now, self.tau_syn))
             s = spike(v - self.threshold)
@@ -78,5 +85,5 @@ class DelayedFeedForward(eqx.Module):
             return (state, current, v, readout), (readout, s.sum())
 
         init = (self.queue.init((channels, hidden)), jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
-        (state, *_), (readouts, spikes) = jax.lax.scan(step, init, jnp.arange(self.steps, dtype=jnp.int32))
-        return readouts.max(0), {"spikes": spikes.sum(), "dropped": state.dropped.sum()}
+        (state, *_), (readouts, counts) = jax.lax.scan(step, init, (steps, spikes, times))
+        return readouts.max(0), {"spikes": counts.sum(), "dropped": state.dropped.sum()}
