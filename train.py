@@ -9,8 +9,20 @@ import equinox as eqx
 import hydra
 import jax
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
+
+from zoo.checkpoint import Checkpoints
+
+
+def init_weights_path(init_from: str) -> str:
+    """The weights file of ``init_from``: a train.py run directory or a ``.eqx`` file."""
+    path = to_absolute_path(init_from)
+    candidate = os.path.join(path, "model.eqx") if os.path.isdir(path) else path
+    if not os.path.isfile(candidate):
+        raise FileNotFoundError(f"init_from={init_from}: {candidate} not found; give a train.py run directory or a "
+                                ".eqx weights file (zoo names and Hub ids arrive with the model zoo)")
+    return candidate
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
@@ -20,8 +32,13 @@ def main(cfg: DictConfig) -> float:
     build_model = instantiate(cfg.model, _partial_=True)
     model = build_model(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
                         key=jax.random.PRNGKey(cfg.seed))
-    model, metrics = instantiate(cfg.trainer).fit(model, data, seed=cfg.seed)
     out_dir = HydraConfig.get().runtime.output_dir
+    if cfg.init_from:
+        model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)
+    checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best)
+    model, metrics = instantiate(cfg.trainer).fit(model, data, seed=cfg.seed, checkpoints=checkpoints,
+                                                  resume=cfg.resume)
+    checkpoints.close()
     eqx.tree_serialise_leaves(os.path.join(out_dir, "model.eqx"), model)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

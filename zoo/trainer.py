@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .checkpoint import Checkpoints
 from .data import SpikeDataset
 
 
@@ -39,8 +40,15 @@ class SurrogateTrainer:
         # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
         return optax.multi_transform({"weights": optax.adam(self.lr), "delays": delay_opt}, lambda _: labels)
 
-    def fit(self, model, data: SpikeDataset, seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
-        """Train on a split of ``data``; return the model and metrics (final validation accuracy)."""
+    def fit(self, model, data: SpikeDataset, seed: int = 0, log=print, checkpoints: Checkpoints | None = None,
+            resume: bool = False) -> tuple[Any, dict[str, Any]]:
+        """Train on a split of ``data``; return the model and metrics (final validation accuracy).
+
+        With ``checkpoints``, the state after every epoch is saved (model, optimiser, history, and the
+        RNG that orders the data); ``resume=True`` continues from the latest one and, on the same
+        machine, ends with exactly the parameters of an uninterrupted run. A non-finite loss stops the
+        run before anything is saved, so the last good checkpoint stays intact.
+        """
         val, train = data.split(self.val_fraction, seed)
         opt = self.optimizer(model)
         opt_state = opt.init(eqx.filter(model, eqx.is_array))
@@ -60,17 +68,25 @@ class SurrogateTrainer:
             params, static = eqx.partition(model, eqx.is_array)
 
             def step(carry, batch):
-                params, opt_state = carry
+                params, opt_state, healthy = carry
                 (loss, (correct, stats)), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
                     eqx.combine(params, static), *batch)
-                updates, opt_state = opt.update(grads, opt_state, params)
-                params = optax.apply_updates(params, updates)
-                params = eqx.tree_at(lambda m: m.delays, params, jnp.clip(params.delays, 0.0, max_delay))
-                return (params, opt_state), (loss, correct.mean(), stats["dropped"].sum())
+                updates, new_opt_state = opt.update(grads, opt_state, params)
+                new_params = optax.apply_updates(params, updates)
+                new_params = eqx.tree_at(lambda m: m.delays, new_params, jnp.clip(new_params.delays, 0.0, max_delay))
+                # once the loss or a gradient is not finite, stop updating: the epoch ends with the
+                # last good parameters and the run stops after it (see fit)
+                finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.isfinite(g).all() for g in
+                                                                 jax.tree_util.tree_leaves(grads)]))
+                healthy = healthy & finite
+                keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
+                return (keep(new_params, params), keep(new_opt_state, opt_state), healthy), (
+                    loss, correct.mean(), stats["dropped"].sum())
 
-            (params, opt_state), (losses, accs, dropped) = jax.lax.scan(step, (params, opt_state),
-                                                                        (spikes, times, labels))
-            return eqx.combine(params, static), opt_state, losses.mean(), accs.mean(), dropped.sum()
+            (params, opt_state, healthy), (losses, accs, dropped) = jax.lax.scan(
+                step, (params, opt_state, jnp.bool_(True)), (spikes, times, labels))
+            loss = jnp.where(healthy, losses.mean(), jnp.nan)
+            return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum()
 
         @eqx.filter_jit
         def evaluate(model, spikes, times, labels):
@@ -78,8 +94,18 @@ class SurrogateTrainer:
             return (logits.argmax(-1) == labels).mean(), stats["spikes"].mean()
 
         rng = np.random.default_rng(seed)
-        history = []
-        for e in range(self.epochs):
+        history, first_epoch = [], 0
+        if resume:
+            if checkpoints is None or checkpoints.latest_epoch() is None:
+                where = checkpoints.directory if checkpoints else "(no checkpoint directory)"
+                raise FileNotFoundError(f"resume: no checkpoint to resume from in {where}")
+            params, static = eqx.partition(model, eqx.is_array)
+            (params, opt_state), meta = checkpoints.restore((params, opt_state))
+            model = eqx.combine(params, static)
+            first_epoch, history = meta["epoch"], meta["history"]
+            rng.bit_generator.state = meta["rng"]
+            log(json.dumps({"resumed_from_epoch": first_epoch, "checkpoint": checkpoints.directory}))
+        for e in range(first_epoch, self.epochs):
             start = time.perf_counter()
             order = rng.permutation(len(train))[: batches * self.batch_size]
             batch = train.subset(order.reshape(-1))
@@ -88,12 +114,21 @@ class SurrogateTrainer:
                 model, opt_state, jnp.asarray(batch.spikes).reshape(*shape, *batch.spikes.shape[1:]),
                 None if batch.times is None else jnp.asarray(batch.times).reshape(*shape, *batch.times.shape[1:]),
                 jnp.asarray(batch.labels).reshape(shape))
+            if not np.isfinite(float(loss)):
+                last = checkpoints.latest_epoch() if checkpoints else None
+                raise FloatingPointError(
+                    f"training loss became {float(loss)} in epoch {e + 1}; run stopped. "
+                    + (f"Last good checkpoint: {checkpoints.directory}/last/{last}" if last is not None
+                       else "No checkpoint was written."))
             val_acc, spikes = evaluate(model, *as_arrays(val))
             row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": float(val_acc),
                    "hidden_spikes_per_example": float(spikes), "dropped_spikes": int(dropped),
                    "seconds": time.perf_counter() - start}
             history.append(row)
             log(json.dumps(row))
+            if checkpoints is not None:
+                checkpoints.save(e + 1, (eqx.filter(model, eqx.is_array), opt_state),
+                                 {"epoch": e + 1, "history": history, "rng": rng.bit_generator.state}, row)
         return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
 
 
