@@ -20,9 +20,7 @@ import jax
 import jax.numpy as jnp
 
 
-def fast_sigmoid(slope: float = 10.0):
-    """Heaviside forward; SuperSpike / fast-sigmoid derivative ``1 / (1 + slope |x|)^2`` backward."""
-
+def _heaviside_with(derivative):
     @jax.custom_jvp
     def spike(x):
         return (x >= 0).astype(x.dtype)
@@ -30,9 +28,35 @@ def fast_sigmoid(slope: float = 10.0):
     @spike.defjvp
     def _jvp(primals, tangents):
         (x,), (dx,) = primals, tangents
-        return spike(x), dx / (1 + slope * jnp.abs(x)) ** 2
+        return spike(x), dx * derivative(x)
 
     return spike
+
+
+def fast_sigmoid(slope: float = 10.0):
+    """Heaviside forward; SuperSpike / fast-sigmoid derivative ``1 / (1 + slope |x|)^2`` backward."""
+    return _heaviside_with(lambda x: 1.0 / (1 + slope * jnp.abs(x)) ** 2)
+
+
+def arctan(slope: float = 2.0):
+    """Heaviside forward; arctan derivative ``(slope / 2) / (1 + (pi slope x / 2)^2)`` (Fang et al. 2021)."""
+    return _heaviside_with(lambda x: (slope / 2) / (1 + (jnp.pi * slope * x / 2) ** 2))
+
+
+def triangle(slope: float = 1.0):
+    """Heaviside forward; triangular derivative ``slope * max(0, 1 - slope |x|)`` (Esser et al. 2016)."""
+    return _heaviside_with(lambda x: slope * jnp.maximum(0.0, 1 - slope * jnp.abs(x)))
+
+
+SURROGATES = {"fast_sigmoid": fast_sigmoid, "arctan": arctan, "triangle": triangle}
+"""Surrogate spike functions by name, each a factory taking a slope."""
+
+
+def surrogate(name: str, slope: float):
+    """The spike function ``name`` of `SURROGATES` with the given slope; the error lists the names."""
+    if name not in SURROGATES:
+        raise ValueError(f"unknown surrogate {name!r}; choose from {', '.join(SURROGATES)}")
+    return SURROGATES[name](slope)
 
 
 def membrane_kernel(tau_syn: float, tau_mem: float):
