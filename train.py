@@ -10,7 +10,7 @@ import hydra
 import jax
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from zoo.checkpoint import Checkpoints
 
@@ -36,9 +36,13 @@ def main(cfg: DictConfig) -> float:
     if cfg.init_from:
         model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)
     checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best)
+    logger = instantiate(cfg.logger)
+    logger.start(OmegaConf.to_container(cfg, resolve=True), out_dir)
     model, metrics = instantiate(cfg.trainer).fit(model, data, seed=cfg.seed, checkpoints=checkpoints,
-                                                  resume=cfg.resume)
+                                                  resume=cfg.resume, logger=logger, progress=True,
+                                                  log=lambda line: print(line, flush=True))
     checkpoints.close()
+    logger.finish({"val_accuracy": metrics["val_accuracy"], "epochs": len(metrics["history"])})
     eqx.tree_serialise_leaves(os.path.join(out_dir, "model.eqx"), model)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

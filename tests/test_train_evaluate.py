@@ -99,3 +99,15 @@ def test_train_on_real_nmnist_recordings(tmp_path):
 def test_missing_dataset_root_is_a_clear_error(tmp_path):
     proc = run("train.py", "dataset=nmnist", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "Missing mandatory value: dataset.root" in proc.stderr
+
+
+def test_wandb_logger_offline(tmp_path):
+    """logger=wandb records config, metrics and delay histograms offline (no network touched)."""
+    run_dir = tmp_path / "run"
+    proc = run("train.py", "trainer.epochs=2", "dataset.examples=256", "logger=wandb", f"hydra.run.dir={run_dir}")
+    assert "final validation accuracy:" in proc.stdout
+    [record] = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    data = record.read_bytes()  # protobuf records keep keys as plain strings
+    for key in (b"val_accuracy", b"dropped_spikes", b"hidden_spikes_per_example", b"delays", b"histogram",
+                b"max_delay", b"queue"):
+        assert key in data, key

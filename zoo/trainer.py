@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoints
 from .data import SpikeDataset
@@ -41,7 +42,7 @@ class SurrogateTrainer:
         return optax.multi_transform({"weights": optax.adam(self.lr), "delays": delay_opt}, lambda _: labels)
 
     def fit(self, model, data: SpikeDataset, seed: int = 0, log=print, checkpoints: Checkpoints | None = None,
-            resume: bool = False) -> tuple[Any, dict[str, Any]]:
+            resume: bool = False, logger=None, progress: bool = False) -> tuple[Any, dict[str, Any]]:
         """Train on a split of ``data``; return the model and metrics (final validation accuracy).
 
         With ``checkpoints``, the state after every epoch is saved (model, optimiser, history, and the
@@ -105,6 +106,7 @@ class SurrogateTrainer:
             first_epoch, history = meta["epoch"], meta["history"]
             rng.bit_generator.state = meta["rng"]
             log(json.dumps({"resumed_from_epoch": first_epoch, "checkpoint": checkpoints.directory}))
+        bar = tqdm(total=self.epochs, initial=first_epoch, desc="train", unit="epoch", disable=not progress)
         for e in range(first_epoch, self.epochs):
             start = time.perf_counter()
             order = rng.permutation(len(train))[: batches * self.batch_size]
@@ -126,9 +128,15 @@ class SurrogateTrainer:
                    "seconds": time.perf_counter() - start}
             history.append(row)
             log(json.dumps(row))
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['val_accuracy']:.3f}",
+                            spikes=f"{row['hidden_spikes_per_example']:.1f}", dropped=row["dropped_spikes"])
+            bar.update()
+            if logger is not None:
+                logger.log(row, step=e + 1, delays=np.asarray(model.delays))
             if checkpoints is not None:
                 checkpoints.save(e + 1, (eqx.filter(model, eqx.is_array), opt_state),
                                  {"epoch": e + 1, "history": history, "rng": rng.bit_generator.state}, row)
+        bar.close()
         return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
 
 
