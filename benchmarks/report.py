@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/report.py benchmarks/results_cpu.json             # print the tables
     python benchmarks/report.py benchmarks/results_cpu.json --readme README.md   # rewrite README section
+    python benchmarks/report.py --delay-task benchmarks/delay_task_cpu.json --readme README.md
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import re
 
 START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
+DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
 
 
 def _us(row, key):
@@ -95,27 +97,46 @@ def report(results) -> str:
     return "\n".join(parts)
 
 
-def update_readme(readme_path: str, text: str) -> None:
+def delay_task_report(results) -> str:
+    lines = [f"Measured by `{results['command']}` ({results['device']}): test accuracy on freshly generated "
+             "examples, mean ± std over seeds.", "",
+             "| model | test accuracy | seeds | overrides |", "|---|---:|---:|---|"]
+    for name, s in results["summary"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
+                     f"| {s['seeds']} | {' '.join(s['overrides']) or '(default)'} |")
+    return "\n".join(lines)
+
+
+def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(readme):
-        raise ValueError(f"{readme_path} has no {START} ... {END} section")
+        raise ValueError(f"{readme_path} has no {start} ... {end} section")
     with open(readme_path, "w") as f:
-        f.write(pattern.sub(lambda _: f"{START}\n{text}\n{END}", readme))
+        f.write(pattern.sub(lambda _: f"{start}\n{text}\n{end}", readme))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results")
-    parser.add_argument("--readme", help="rewrite this README's benchmark section")
+    parser.add_argument("results", nargs="?", help="a queues_vs_adseq.py results file")
+    parser.add_argument("--delay-task", help="a delay_task.py results file")
+    parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
-    with open(args.results) as f:
-        text = report(json.load(f))
-    if args.readme:
-        update_readme(args.readme, text)
-    else:
-        print(text)
+    sections = []
+    if args.results:
+        with open(args.results) as f:
+            sections.append((report(json.load(f)), START, END))
+    if args.delay_task:
+        with open(args.delay_task) as f:
+            sections.append((delay_task_report(json.load(f)), DELAY_START, DELAY_END))
+    if not sections:
+        parser.error("give a results file and/or --delay-task")
+    for text, start, end in sections:
+        if args.readme:
+            update_readme(args.readme, text, start, end)
+        else:
+            print(text)
 
 
 if __name__ == "__main__":

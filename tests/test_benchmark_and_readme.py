@@ -49,6 +49,14 @@ def test_readme_benchmark_section_is_generated_from_the_committed_results():
     assert section == report.report(results)
 
 
+def test_readme_delay_task_section_is_generated_from_the_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.DELAY_START) + r"\n(.*?)\n" + re.escape(report.DELAY_END), readme,
+                        re.S).group(1)
+    results = json.loads((ROOT / "benchmarks" / "delay_task_cpu.json").read_text())
+    assert section == report.delay_task_report(results)
+
+
 def test_readme_queue_example_runs():
     readme = (ROOT / "README.md").read_text()
     example = re.findall(r"```python\n(.*?)```", readme, re.S)[0]

@@ -3,6 +3,7 @@
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
 from .recordings import HOTSLettersRasters, NMNISTRasters
+from .yinyang import YinYang
 
 __all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RasterSpec", "SpikeDataset", "read_event_file"]
+           "RasterSpec", "SpikeDataset", "YinYang", "read_event_file"]
