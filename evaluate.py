@@ -14,6 +14,8 @@ import numpy as np
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from zoo.models import swap_queues
+
 
 def load_run(run_dir: str):
     """The trained model of a train.py run directory, and the config it was trained with."""
@@ -55,8 +57,7 @@ def benchmark(model, data, queue_names, batch_size: int, repeats: int) -> list[d
     rows = []
     for name in queue_names:
         queue_cfg = OmegaConf.load(to_absolute_path(os.path.join("configs", "queue", f"{name}.yaml")))
-        queue = instantiate(queue_cfg, max_delay=model.queue.max_delay)
-        variant = eqx.tree_at(lambda m: m.queue, model, queue)
+        variant = swap_queues(model, lambda max_delay: instantiate(queue_cfg, max_delay=max_delay))
         jax.block_until_ready(predict_one(variant, *example(data, 0)))
         latencies = []
         for i in range(repeats):

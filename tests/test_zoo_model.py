@@ -10,6 +10,7 @@ import pytest
 import queues
 from zoo import neurons
 from zoo.models import DelayedFeedForward
+from zoo.models.common import readout_logits
 
 
 @pytest.mark.parametrize("name,slope,at0,far", [("fast_sigmoid", 10.0, 1.0, 1 / (1 + 10 * 2.0) ** 2),
@@ -32,12 +33,12 @@ def model(readout):
 
 def test_first_spike_logits_are_minus_the_first_spike_step():
     outputs = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])  # class 0 fires first at 3, class 1 at 2
-    np.testing.assert_allclose(model("first_spike")._logits(outputs), [-3.0, -2.0])
+    np.testing.assert_allclose(readout_logits("first_spike", outputs), [-3.0, -2.0])
     silent = jnp.zeros((5, 2))
-    np.testing.assert_allclose(model("first_spike")._logits(silent), [-5.0, -5.0])
-    np.testing.assert_allclose(model("spike_count")._logits(outputs), [1.0, 2.0])
-    np.testing.assert_allclose(model("sum_membrane")._logits(outputs), [0.25, 0.5])
-    np.testing.assert_allclose(model("max_membrane")._logits(outputs), [1.0, 1.0])
+    np.testing.assert_allclose(readout_logits("first_spike", silent), [-5.0, -5.0])
+    np.testing.assert_allclose(readout_logits("spike_count", outputs), [1.0, 2.0])
+    np.testing.assert_allclose(readout_logits("sum_membrane", outputs), [0.25, 0.5])
+    np.testing.assert_allclose(readout_logits("max_membrane", outputs), [1.0, 1.0])
 
 
 def test_bad_model_arguments_name_the_choices():
@@ -47,3 +48,32 @@ def test_bad_model_arguments_name_the_choices():
         DelayedFeedForward(3, 0, 2, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match=r"`spikes` must be \(steps, 3\)"):
         model("max_membrane")(jnp.zeros((10, 5)))
+
+
+def test_recurrent_model_learns_delays_on_both_layers_and_is_queue_independent():
+    import equinox as eqx
+    import optax
+    from zoo.data import DelayTask
+    from zoo.models import DelayedRecurrent, label_delays, project_delays, swap_queues
+
+    data = DelayTask(examples=8, interval=20.0, jitter=4).load()
+    net = DelayedRecurrent(4, 6, 2, queue=queues.DelayLine(max_delay=24.0), key=jax.random.PRNGKey(3),
+                           threshold=0.3, recurrent_scale=2.0)
+    x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
+    logits, stats = jax.vmap(net)(*x)
+    assert float(stats["spikes"].sum()) > 0  # the hidden layer is active, so recurrence matters
+    big = swap_queues(net, lambda d: queues.SortedArray(capacity=32, max_delay=d))
+    np.testing.assert_allclose(jax.vmap(big)(*x)[0], logits, rtol=1e-5, atol=1e-6)
+
+    def loss(model):
+        out, _ = jax.vmap(model)(*x)
+        return optax.softmax_cross_entropy_with_integer_labels(out, jnp.asarray(data.labels)).mean()
+
+    grads = eqx.filter_grad(loss)(net)
+    for g in (grads.input.delays, grads.recurrent.delays):
+        assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
+
+    labels = label_delays(eqx.filter(net, eqx.is_array))
+    assert labels.input.delays == labels.recurrent.delays == "delays" and labels.w_out == "weights"
+    stretched = eqx.tree_at(lambda m: m.recurrent.delays, net, net.recurrent.delays + 100.0)
+    assert float(project_delays(stretched).recurrent.delays.max()) == 24.0

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoints
 from .data import SpikeDataset
+from .models import label_delays, project_delays
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,7 @@ class SurrogateTrainer:
             raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in (0, 1), got {self.val_fraction}")
 
     def optimizer(self, model) -> optax.GradientTransformation:
-        labels = jax.tree_util.tree_map(lambda _: "weights", eqx.filter(model, eqx.is_array))
-        labels = eqx.tree_at(lambda m: m.delays, labels, "delays")
+        labels = label_delays(eqx.filter(model, eqx.is_array))
         delay_opt = optax.adam(self.lr_delays) if self.lr_delays > 0 else optax.set_to_zero()
         # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
         return optax.multi_transform({"weights": optax.adam(self.lr), "delays": delay_opt}, lambda _: labels)
@@ -57,7 +57,6 @@ class SurrogateTrainer:
         if batches < 1:
             raise ValueError(f"SurrogateTrainer: {len(train)} training examples are fewer than one batch of "
                              f"{self.batch_size}")
-        max_delay = model.queue.max_delay
 
         def loss_fn(model, spikes, times, labels):
             logits, stats = jax.vmap(model)(spikes, times)
@@ -74,7 +73,7 @@ class SurrogateTrainer:
                     eqx.combine(params, static), *batch)
                 updates, new_opt_state = opt.update(grads, opt_state, params)
                 new_params = optax.apply_updates(params, updates)
-                new_params = eqx.tree_at(lambda m: m.delays, new_params, jnp.clip(new_params.delays, 0.0, max_delay))
+                new_params = project_delays(new_params)
                 # once the loss or a gradient is not finite, stop updating: the epoch ends with the
                 # last good parameters and the run stops after it (see fit)
                 finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.isfinite(g).all() for g in
@@ -132,7 +131,7 @@ class SurrogateTrainer:
                             spikes=f"{row['hidden_spikes_per_example']:.1f}", dropped=row["dropped_spikes"])
             bar.update()
             if logger is not None:
-                logger.log(row, step=e + 1, delays=np.asarray(model.delays))
+                logger.log(row, step=e + 1, delays=all_delays(model))
             if checkpoints is not None:
                 checkpoints.save(e + 1, (eqx.filter(model, eqx.is_array), opt_state),
                                  {"epoch": e + 1, "history": history, "rng": rng.bit_generator.state}, row)
@@ -144,3 +143,12 @@ def as_arrays(data: SpikeDataset):
     """``(spikes, times, labels)`` of a whole dataset as JAX arrays (``times`` may be None)."""
     return (jnp.asarray(data.spikes), None if data.times is None else jnp.asarray(data.times),
             jnp.asarray(data.labels))
+
+
+def all_delays(model) -> np.ndarray:
+    """Every learnable delay of ``model``, flattened (for histograms)."""
+    params = eqx.filter(model, eqx.is_array)
+    labels = label_delays(params)
+    leaves = [np.asarray(x).ravel() for x, label in zip(jax.tree_util.tree_leaves(params),
+                                                       jax.tree_util.tree_leaves(labels)) if label == "delays"]
+    return np.concatenate(leaves) if leaves else np.zeros(0)

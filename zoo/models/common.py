@@ -1,0 +1,40 @@
+"""Pieces shared by the delayed SNN architectures: LIF propagation and readouts."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+READOUTS = ("max_membrane", "sum_membrane", "spike_count", "first_spike")
+
+
+def check_sizes(model_name: str, **sizes) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{model_name}: `{name}` must be a positive integer, got {value!r}")
+
+
+def check_readout(model_name: str, readout: str) -> None:
+    if readout not in READOUTS:
+        raise ValueError(f"{model_name}: unknown readout {readout!r}; choose from {', '.join(READOUTS)}")
+
+
+def decays(tau_syn: float, tau_mem: float) -> tuple[float, float]:
+    """Per-step decay of the synaptic current and of the membrane."""
+    return math.exp(-1 / tau_syn), math.exp(-1 / tau_mem)
+
+
+def readout_logits(readout: str, outputs: Float[Array, "steps classes"]) -> Float[Array, " classes"]:
+    """Logits from the readout layer's trace (membrane, or spikes for the spike-based readouts)."""
+    if readout == "max_membrane":
+        return outputs.max(0)
+    if readout == "sum_membrane":
+        return outputs.mean(0)
+    if readout == "spike_count":
+        return outputs.sum(0)
+    silent_before = jnp.cumprod(1 - outputs, axis=0)  # prod_{m<=n} (1 - s_m)
+    before = jnp.concatenate([jnp.ones_like(outputs[:1]), silent_before[:-1]])
+    n = jnp.arange(1, outputs.shape[0] + 1, dtype=outputs.dtype)[:, None]
+    return -((n * outputs * before).sum(0) + outputs.shape[0] * silent_before[-1])

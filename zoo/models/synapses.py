@@ -1,0 +1,79 @@
+"""A layer of synapses with learnable weights and delays, delivered through a queue."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+import queues
+
+from .. import neurons
+
+
+class DelayedSynapses(eqx.Module):
+    """``pre -> post`` synapses, each with a weight and a continuous delay in ``[0, queue.max_delay]``.
+
+    One queue per synapse (a ``(pre, post)`` layer of ``queue``). Per step: `deliver` pops the spikes
+    due and returns their exact jumps of the postsynaptic membrane and current (`zoo.neurons`);
+    `send` pushes the presynaptic spikes of the step with their exact times.
+    """
+
+    weight: Float[Array, "post pre"]
+    delays: Float[Array, "pre post"]
+    queue: queues.SpikeQueue
+    tau_syn: float = eqx.field(static=True)
+    tau_mem: float = eqx.field(static=True)
+
+    def __init__(self, pre: int, post: int, queue: queues.SpikeQueue, *, key: PRNGKeyArray, tau_syn: float,
+                 tau_mem: float, weight_scale: float = 2.0, init_delay: float | None = None):
+        k_weight, k_delay = jax.random.split(key)
+        self.weight = jax.random.normal(k_weight, (post, pre)) * (weight_scale / math.sqrt(pre))
+        if init_delay is None:
+            self.delays = jax.random.uniform(k_delay, (pre, post), minval=0.0, maxval=queue.max_delay)
+        else:
+            self.delays = jnp.full((pre, post), float(init_delay))
+        self.queue, self.tau_syn, self.tau_mem = queue, tau_syn, tau_mem
+
+    def init(self):
+        return self.queue.init(self.delays.shape)
+
+    def clipped(self) -> "DelayedSynapses":
+        """The same synapses with their delays projected into ``[0, max_delay]``."""
+        return eqx.tree_at(lambda s: s.delays, self, jnp.clip(self.delays, 0.0, self.queue.max_delay))
+
+    def deliver(self, state, now) -> tuple[object, Float[Array, " post"], Float[Array, " post"], Array]:
+        """Pop step ``now``: ``(state, membrane jump, current jump, dropped so far)``."""
+        state, delivery = self.queue.pop(state, now)
+        kernel = neurons.membrane_kernel(self.tau_syn, self.tau_mem)
+        v_jump = jnp.einsum("qp,pq->q", self.weight, delivery.kernel(now, kernel))
+        i_jump = jnp.einsum("qp,pq->q", self.weight, delivery.exponential(now, self.tau_syn))
+        return state, v_jump, i_jump
+
+    def send(self, state, now, fire: Bool[Array, " pre"], times: Float[Array, " pre"]):
+        """Push the spikes of step ``now`` (``fire``) emitted at ``times`` in ``(now-1, now]``."""
+        pre, post = self.delays.shape
+        delays = jnp.clip(self.delays, 0.0, self.queue.max_delay)
+        return self.queue.push(state, now, delays, jnp.broadcast_to(fire[:, None], (pre, post)),
+                               jnp.where(fire, times, now)[:, None])
+
+
+def label_delays(params) -> object:
+    """Optimiser labels: ``"delays"`` for every `DelayedSynapses.delays` leaf, ``"weights"`` otherwise."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "delays" if path and getattr(path[-1], "name", None) == "delays" else "weights", params)
+
+
+def project_delays(model):
+    """``model`` with every synapse layer's delays clipped into its queue's ``[0, max_delay]``."""
+    return jax.tree_util.tree_map(lambda m: m.clipped() if isinstance(m, DelayedSynapses) else m, model,
+                                  is_leaf=lambda m: isinstance(m, DelayedSynapses))
+
+
+def swap_queues(model, make_queue):
+    """``model`` with every queue replaced by ``make_queue(max_delay)`` (e.g. to benchmark the kinds)."""
+    return jax.tree_util.tree_map(lambda q: make_queue(q.max_delay) if isinstance(q, queues.SpikeQueue) else q,
+                                  model, is_leaf=lambda q: isinstance(q, queues.SpikeQueue))
