@@ -28,6 +28,7 @@ class SurrogateTrainer:
     lr: float = 1e-2
     lr_delays: float = 0.5
     val_fraction: float = 0.2
+    data_parallel: bool = True  # split every batch across all local devices (jax.sharding)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.lr < 0 or self.lr_delays < 0:
@@ -93,6 +94,9 @@ class SurrogateTrainer:
             logits, stats = jax.vmap(model)(spikes, times)
             return (logits.argmax(-1) == labels).mean(), stats["spikes"].mean()
 
+        place_batches, place_val, place_model = self._placement(len(val))
+        model = place_model(model)
+        opt_state = place_model(opt_state)
         rng = np.random.default_rng(seed)
         history, first_epoch = [], 0
         if resume:
@@ -101,7 +105,7 @@ class SurrogateTrainer:
                 raise FileNotFoundError(f"resume: no checkpoint to resume from in {where}")
             params, static = eqx.partition(model, eqx.is_array)
             (params, opt_state), meta = checkpoints.restore((params, opt_state))
-            model = eqx.combine(params, static)
+            model, opt_state = place_model(eqx.combine(params, static)), place_model(opt_state)
             first_epoch, history = meta["epoch"], meta["history"]
             rng.bit_generator.state = meta["rng"]
             log(json.dumps({"resumed_from_epoch": first_epoch, "checkpoint": checkpoints.directory}))
@@ -111,17 +115,17 @@ class SurrogateTrainer:
             order = rng.permutation(len(train))[: batches * self.batch_size]
             batch = train.subset(order.reshape(-1))
             shape = (batches, self.batch_size)
-            model, opt_state, loss, acc, dropped = epoch(
-                model, opt_state, jnp.asarray(batch.spikes).reshape(*shape, *batch.spikes.shape[1:]),
-                None if batch.times is None else jnp.asarray(batch.times).reshape(*shape, *batch.times.shape[1:]),
-                jnp.asarray(batch.labels).reshape(shape))
+            model, opt_state, loss, acc, dropped = epoch(model, opt_state, *place_batches(
+                batch.spikes.reshape(*shape, *batch.spikes.shape[1:]),
+                None if batch.times is None else batch.times.reshape(*shape, *batch.times.shape[1:]),
+                batch.labels.reshape(shape)))
             if not np.isfinite(float(loss)):
                 last = checkpoints.latest_epoch() if checkpoints else None
                 raise FloatingPointError(
                     f"training loss became {float(loss)} in epoch {e + 1}; run stopped. "
                     + (f"Last good checkpoint: {checkpoints.directory}/last/{last}" if last is not None
                        else "No checkpoint was written."))
-            val_acc, spikes = evaluate(model, *as_arrays(val))
+            val_acc, spikes = evaluate(model, *place_val(val.spikes, val.times, val.labels))
             row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": float(val_acc),
                    "hidden_spikes_per_example": float(spikes), "dropped_spikes": int(dropped),
                    "seconds": time.perf_counter() - start}
@@ -139,16 +143,28 @@ class SurrogateTrainer:
         return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
 
 
-def as_arrays(data: SpikeDataset):
-    """``(spikes, times, labels)`` of a whole dataset as JAX arrays (``times`` may be None)."""
-    return (jnp.asarray(data.spikes), None if data.times is None else jnp.asarray(data.times),
-            jnp.asarray(data.labels))
+    def _placement(self, val_size: int):
+        """Functions that put batches, the validation set and the model on the devices.
 
+        With ``data_parallel`` and several local devices: a 1-D mesh over them, batches split along
+        the example axis, the model and optimiser state replicated; jit then partitions each step
+        (GSPMD) and inserts the gradient all-reduce. Otherwise everything stays on the default device.
+        """
+        devices = jax.local_devices()
+        if not self.data_parallel or len(devices) == 1:
+            put = lambda *xs: tuple(None if x is None else jnp.asarray(x) for x in xs)  # noqa: E731
+            return put, put, lambda tree: tree
+        if self.batch_size % len(devices):
+            raise ValueError(f"SurrogateTrainer: `batch_size` {self.batch_size} must be a multiple of the "
+                             f"{len(devices)} local devices for data-parallel training (or data_parallel=false)")
+        mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+        spec = jax.sharding.PartitionSpec
+        by_batch = jax.sharding.NamedSharding(mesh, spec(None, "data"))  # (batches, batch, ...)
+        by_example = jax.sharding.NamedSharding(mesh, spec("data"))
+        replicated = jax.sharding.NamedSharding(mesh, spec())
+        val_sharding = by_example if val_size % len(devices) == 0 else replicated
 
-def all_delays(model) -> np.ndarray:
-    """Every learnable delay of ``model``, flattened (for histograms)."""
-    params = eqx.filter(model, eqx.is_array)
-    labels = label_delays(params)
-    leaves = [np.asarray(x).ravel() for x, label in zip(jax.tree_util.tree_leaves(params),
-                                                       jax.tree_util.tree_leaves(labels)) if label == "delays"]
-    return np.concatenate(leaves) if leaves else np.zeros(0)
+        def place(sharding):
+            return lambda *xs: tuple(None if x is None else jax.device_put(jnp.asarray(x), sharding) for x in xs)
+
+        return place(by_batch), place(val_sharding), lambda tree: eqx.filter_shard(tree, replicated)
