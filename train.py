@@ -25,8 +25,19 @@ def init_weights_path(init_from: str) -> str:
     return candidate
 
 
+def select_platform(platform: str) -> None:
+    """Use the ``device`` group's backend; fail loudly if this machine has none of that kind."""
+    jax.config.update("jax_platforms", platform)
+    try:
+        jax.devices()
+    except RuntimeError as exc:
+        raise RuntimeError(f"device={platform}: no {platform} backend on this machine ({exc}); choose device=cpu "
+                           "or install the jax build for your accelerator") from exc
+
+
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    select_platform(cfg.device.platform)
     data = instantiate(cfg.dataset).load()
     # partial: runtime objects (queue, key) go in as Python arguments, not through OmegaConf
     build_model = instantiate(cfg.model, _partial_=True)

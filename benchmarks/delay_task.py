@@ -3,7 +3,7 @@
 Usage: python benchmarks/delay_task.py --seeds 5 --out benchmarks/delay_task_cpu.json
 
 Each run is the default recipe of `python train.py` (composed from configs/), with the seed, and for
-the ablation `model.init_delay=0 trainer.lr_delays=0` (every delay fixed at zero). Test accuracy is on
+the ablation `model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on
 a freshly generated set (another generator seed) of `--test-examples` examples.
 """
 
@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "trainer.lr_delays=0"]}
+ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
 
 
 def run(overrides: list[str], test_examples: int, seed: int) -> dict:

@@ -131,3 +131,33 @@ def test_hots_letters(shared, tmp_path):
         HOTSLetters(str(tmp_path), "train")
     with pytest.raises(FileNotFoundError, match="ExtractedStabilized.mat not found"):
         HOTSLetters(str(tmp_path / "missing"), "train")
+
+
+@pytest.mark.parametrize("name", ["dvsgesture", "pokerdvs", "shd", "ssc", "cifar10dvs", "ncaltech101"])
+def test_tonic_datasets_without_download_name_where_and_how(tmp_path, name):
+    from zoo.data import TonicRasters
+    split = "all" if name in ("cifar10dvs", "ncaltech101") else "train"
+    with pytest.raises(FileNotFoundError, match=f"not found under {tmp_path}.*download=True"):
+        TonicRasters(name, str(tmp_path), split).load()
+
+
+def test_tonic_dataset_names_and_splits_are_checked():
+    from zoo.data import TonicRasters
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from dvsgesture"):
+        TonicRasters("mnist", "/tmp")
+    with pytest.raises(ValueError, match="cifar10dvs has splits all"):
+        TonicRasters("cifar10dvs", "/tmp", "train")
+    with pytest.raises(ValueError, match="ssc has splits train, val, test"):
+        TonicRasters("ssc", "/tmp", "valid")
+
+
+def test_one_row_sensors_become_rasters(tmp_path):
+    """SHD-like events (no y) go through the same raster code as a 700 x 1 sensor."""
+    from zoo.data.recordings import _Planar, _planar_size
+    shd_dtype = np.dtype([("t", int), ("x", int), ("p", int)])
+    items = [(np.array([(1000, 5, 1), (2000, 699, 1)], shd_dtype), 3), (np.array([(500, 0, 1)], shd_dtype), 7)]
+    planar = _Planar(items, polarities=1)
+    rasters, labels = cached_rasters(planar, _planar_size((700, 1, 1)), RasterSpec(steps=4, duration_us=4000.0,
+                                                                                  denoise_us=None), None, "shd-test")
+    assert rasters.shape == (2, 4, 700) and labels.tolist() == [3, 7]
+    assert rasters[0, 1, 5] == 1 and rasters[0, 2, 699] == 1 and rasters[1, 0, 0] == 1 and rasters.sum() == 3

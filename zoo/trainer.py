@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import equinox as eqx
@@ -17,30 +17,27 @@ from tqdm.auto import tqdm
 from .checkpoint import Checkpoints
 from .data import SpikeDataset
 from .models import label_delays, project_delays
+from .optim import DelayAwareOptimizer
 
 
 @dataclass(frozen=True)
 class SurrogateTrainer:
-    """Adam on cross-entropy, with its own learning rate for the delays (0 freezes them)."""
+    """BPTT with surrogate gradients on cross-entropy, optimised by ``optim`` (delays at their own rate)."""
 
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-2
-    lr_delays: float = 0.5
+    optim: DelayAwareOptimizer = field(default_factory=DelayAwareOptimizer)
     val_fraction: float = 0.2
     data_parallel: bool = True  # split every batch across all local devices (jax.sharding)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.lr < 0 or self.lr_delays < 0:
-            raise ValueError(f"SurrogateTrainer: epochs and batch_size must be >= 1 and rates >= 0, got {self}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"SurrogateTrainer: epochs and batch_size must be >= 1, got {self}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in (0, 1), got {self.val_fraction}")
 
     def optimizer(self, model) -> optax.GradientTransformation:
-        labels = label_delays(eqx.filter(model, eqx.is_array))
-        delay_opt = optax.adam(self.lr_delays) if self.lr_delays > 0 else optax.set_to_zero()
-        # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
-        return optax.multi_transform({"weights": optax.adam(self.lr), "delays": delay_opt}, lambda _: labels)
+        return self.optim.build(model)
 
     def fit(self, model, data: SpikeDataset, seed: int = 0, log=print, checkpoints: Checkpoints | None = None,
             resume: bool = False, logger=None, progress: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -168,3 +165,12 @@ class SurrogateTrainer:
             return lambda *xs: tuple(None if x is None else jax.device_put(jnp.asarray(x), sharding) for x in xs)
 
         return place(by_batch), place(val_sharding), lambda tree: eqx.filter_shard(tree, replicated)
+
+
+def all_delays(model) -> np.ndarray:
+    """Every learnable delay of ``model``, flattened (for histograms)."""
+    params = eqx.filter(model, eqx.is_array)
+    labels = label_delays(params)
+    leaves = [np.asarray(x).ravel() for x, label in zip(jax.tree_util.tree_leaves(params),
+                                                       jax.tree_util.tree_leaves(labels)) if label == "delays"]
+    return np.concatenate(leaves) if leaves else np.zeros(0)

@@ -2,8 +2,8 @@
 
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
-from .recordings import HOTSLettersRasters, NMNISTRasters
+from .recordings import TONIC_DATASETS, HOTSLettersRasters, NMNISTRasters, TonicRasters
 from .yinyang import YinYang
 
 __all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RasterSpec", "SpikeDataset", "YinYang", "read_event_file"]
+           "RasterSpec", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]

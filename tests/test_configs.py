@@ -1,0 +1,55 @@
+"""Config groups: optimisers, devices, multirun sweeps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+
+import queues
+from zoo.data import DelayTask
+from zoo.models import DelayedFeedForward
+from zoo.optim import DelayAwareOptimizer
+from zoo.trainer import SurrogateTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_lr_delays_zero_freezes_the_delays_only(name):
+    data = DelayTask(examples=128).load()
+    model = DelayedFeedForward(4, 4, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
+    trainer = SurrogateTrainer(epochs=1, batch_size=32, optim=DelayAwareOptimizer(name=name, lr_delays=0.0,
+                                                                                  clip_norm=1.0))
+    trained, _ = trainer.fit(model, data, log=lambda _: None)
+    np.testing.assert_array_equal(trained.input.delays, model.input.delays)
+    assert not np.array_equal(trained.input.weight, model.input.weight)
+
+
+def test_bad_optimizer_settings():
+    with pytest.raises(ValueError, match="unknown name 'lion'; choose from adam, adamw, sgd"):
+        DelayAwareOptimizer(name="lion")
+    with pytest.raises(ValueError, match="learning rates must be >= 0"):
+        DelayAwareOptimizer(lr=-1.0)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_absent_device_is_an_error_not_a_silent_fallback(tmp_path):
+    proc = run("device=gpu", "trainer.epochs=1", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0 and "device=gpu: no gpu backend on this machine" in proc.stderr
+
+
+def test_multirun_sweep(tmp_path):
+    proc = run("-m", "seed=0,1", "trainer.epochs=1", "dataset.examples=256", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "metrics.json").is_file())
+    assert len(runs) == 2 and all((p / ".hydra" / "config.yaml").is_file() for p in runs)

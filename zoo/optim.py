@@ -1,0 +1,37 @@
+"""Optimisers with a learning rate of their own for the delays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import optax
+
+from .models import label_delays
+
+OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
+
+
+@dataclass(frozen=True)
+class DelayAwareOptimizer:
+    """``name`` (adam, adamw, sgd) at ``lr`` for weights and ``lr_delays`` for delays (0 freezes them),
+    after optional global-norm gradient clipping."""
+
+    name: str = "adam"
+    lr: float = 1e-2
+    lr_delays: float = 0.5
+    clip_norm: float | None = None
+
+    def __post_init__(self):
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"optimizer: unknown name {self.name!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.lr < 0 or self.lr_delays < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
+            raise ValueError(f"optimizer: learning rates must be >= 0 and clip_norm > 0, got {self}")
+
+    def build(self, model) -> optax.GradientTransformation:
+        make = OPTIMIZERS[self.name]
+        labels = label_delays(eqx.filter(model, eqx.is_array))
+        delays = make(self.lr_delays) if self.lr_delays > 0 else optax.set_to_zero()
+        # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
+        split = optax.multi_transform({"weights": make(self.lr), "delays": delays}, lambda _: labels)
+        return optax.chain(optax.clip_by_global_norm(self.clip_norm), split) if self.clip_norm else split
