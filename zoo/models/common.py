@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -38,3 +39,22 @@ def readout_logits(readout: str, outputs: Float[Array, "steps classes"]) -> Floa
     before = jnp.concatenate([jnp.ones_like(outputs[:1]), silent_before[:-1]])
     n = jnp.arange(1, outputs.shape[0] + 1, dtype=outputs.dtype)[:, None]
     return -((n * outputs * before).sum(0) + outputs.shape[0] * silent_before[-1])
+
+
+def step_inputs(model_name: str, channels: int, spikes, times, dtype):
+    """Validated ``(step indices, spike times)`` for a ``(steps, channels)`` input raster."""
+    if spikes.ndim != 2 or spikes.shape[1] != channels:
+        raise ValueError(f"{model_name}: `spikes` must be (steps, {channels}), got {spikes.shape}")
+    steps = jnp.arange(spikes.shape[0], dtype=jnp.int32)
+    if times is None:
+        times = jnp.broadcast_to(steps[:, None].astype(dtype), spikes.shape)
+    return steps, times
+
+
+def readout_step(readout_kind: str, readout, w_out, hidden_spikes, beta: float, spike, threshold: float):
+    """Advance the leaky readout layer one step; returns ``(readout state, what the logits are made of)``."""
+    readout = beta * readout + w_out @ hidden_spikes
+    if readout_kind in ("spike_count", "first_spike"):
+        out = spike(readout - threshold)
+        return readout * (1 - jax.lax.stop_gradient(out)), out
+    return readout, readout

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import check_readout, check_sizes, decays, readout_logits
+from .common import check_readout, check_sizes, decays, readout_logits, readout_step, step_inputs
 from .synapses import DelayedSynapses
 
 
@@ -56,14 +56,10 @@ class DelayedFeedForward(eqx.Module):
         """Logits for one example: ``spikes[n, c] > 0`` where channel ``c`` spikes in ``(n-1, n]``, at the
         exact ``times[n, c]`` if given (else at ``n``)."""
         channels, hidden = self.input.delays.shape
-        if spikes.ndim != 2 or spikes.shape[1] != channels:
-            raise ValueError(f"DelayedFeedForward: `spikes` must be (steps, {channels}), got {spikes.shape}")
+        steps, times = step_inputs("DelayedFeedForward", channels, spikes, times, self.input.delays.dtype)
         spike = neurons.surrogate(self.surrogate, self.surrogate_slope)
         alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
-        steps = jnp.arange(spikes.shape[0], dtype=jnp.int32)
-        if times is None:
-            times = jnp.broadcast_to(steps[:, None].astype(self.input.delays.dtype), spikes.shape)
 
         def step(carry, xs):
             state, current, v, readout = carry
@@ -74,11 +70,7 @@ class DelayedFeedForward(eqx.Module):
             current = alpha * current + i_jump
             s = spike(v - self.threshold)
             v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
-            readout = beta * readout + self.w_out @ s
-            out = readout
-            if self.readout in ("spike_count", "first_spike"):
-                out = spike(readout - self.threshold)
-                readout = readout * (1 - jax.lax.stop_gradient(out))
+            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
             return (state, current, v, readout), (out, s.sum())
 
         init = (self.input.init(), jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))

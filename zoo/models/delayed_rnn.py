@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import check_readout, check_sizes, decays, readout_logits
+from .common import check_readout, check_sizes, decays, readout_logits, readout_step, step_inputs
 from .synapses import DelayedSynapses
 
 
@@ -54,14 +54,10 @@ class DelayedRecurrent(eqx.Module):
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
         channels, hidden = self.input.delays.shape
-        if spikes.ndim != 2 or spikes.shape[1] != channels:
-            raise ValueError(f"DelayedRecurrent: `spikes` must be (steps, {channels}), got {spikes.shape}")
+        steps, times = step_inputs("DelayedRecurrent", channels, spikes, times, self.input.delays.dtype)
         spike = neurons.surrogate(self.surrogate, self.surrogate_slope)
         alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
-        steps = jnp.arange(spikes.shape[0], dtype=jnp.int32)
-        if times is None:
-            times = jnp.broadcast_to(steps[:, None].astype(self.input.delays.dtype), spikes.shape)
         no_self = 1 - jnp.eye(hidden)
         recurrent = eqx.tree_at(lambda s: s.weight, self.recurrent, self.recurrent.weight * no_self)
 
@@ -83,11 +79,7 @@ class DelayedRecurrent(eqx.Module):
             t_spike = jnp.where(crossed, jnp.clip(nowf - 1 + frac, earliest, nowf), nowf)
             rec_state = recurrent.send(rec_state, now, s > 0, t_spike)
             v = v * (1 - jax.lax.stop_gradient(s))
-            readout = beta * readout + self.w_out @ s
-            out = readout
-            if self.readout in ("spike_count", "first_spike"):
-                out = spike(readout - self.threshold)
-                readout = readout * (1 - jax.lax.stop_gradient(out))
+            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
             return (in_state, rec_state, current, v, readout), (out, s.sum())
 
         init = (self.input.init(), recurrent.init(), jnp.zeros(hidden), jnp.zeros(hidden),

@@ -45,8 +45,8 @@ class DelayedSynapses(eqx.Module):
         """The same synapses with their delays projected into ``[0, max_delay]``."""
         return eqx.tree_at(lambda s: s.delays, self, jnp.clip(self.delays, 0.0, self.queue.max_delay))
 
-    def deliver(self, state, now) -> tuple[object, Float[Array, " post"], Float[Array, " post"], Array]:
-        """Pop step ``now``: ``(state, membrane jump, current jump, dropped so far)``."""
+    def deliver(self, state, now) -> tuple[object, Float[Array, " post"], Float[Array, " post"]]:
+        """Pop step ``now``: ``(state, membrane jump, current jump)`` of the postsynaptic neurons."""
         state, delivery = self.queue.pop(state, now)
         kernel = neurons.membrane_kernel(self.tau_syn, self.tau_mem)
         v_jump = jnp.einsum("qp,pq->q", self.weight, delivery.kernel(now, kernel))
