@@ -4,6 +4,7 @@ Usage:
     python benchmarks/report.py benchmarks/results_cpu.json             # print the tables
     python benchmarks/report.py benchmarks/results_cpu.json --readme README.md   # rewrite README section
     python benchmarks/report.py --delay-task benchmarks/delay_task_cpu.json --readme README.md
+    python benchmarks/report.py --dense-conv benchmarks/delays_vs_dense_conv_cpu.json --readme README.md
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 
 START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
 DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
+DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
 
 
 def _us(row, key):
@@ -107,6 +109,20 @@ def delay_task_report(results) -> str:
     return "\n".join(lines)
 
 
+def dense_conv_report(results) -> str:
+    lines = [f"Measured by `{results['command']}` ({results['device']}); training step = compiled `jax.grad` "
+             "w.r.t. weights and delays; memory = XLA's compiled arguments + outputs + temporaries.", "",
+             "| max delay | steps | dense conv ms | dense MiB | ours | ours ms | ours MiB | speed-up | memory ratio |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for row in results["rows"]:
+        dense = row["dense"]
+        for name, r in row["ours"].items():
+            lines.append(f"| {row['max_delay']} | {row['steps']} | {dense['ms_per_training_step']:.0f} | "
+                         f"{dense['peak_bytes'] / 2**20:.0f} | {name} | {r['ms_per_training_step']:.0f} | "
+                         f"{r['peak_bytes'] / 2**20:.0f} | {r['speedup_vs_dense']:.2f}x | {r['memory_ratio_vs_dense']:.1f} |")
+    return "\n".join(lines)
+
+
 def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
@@ -121,6 +137,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="?", help="a queues_vs_adseq.py results file")
     parser.add_argument("--delay-task", help="a delay_task.py results file")
+    parser.add_argument("--dense-conv", help="a delays_vs_dense_conv.py results file")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
     sections = []
@@ -130,8 +147,11 @@ def main(argv=None):
     if args.delay_task:
         with open(args.delay_task) as f:
             sections.append((delay_task_report(json.load(f)), DELAY_START, DELAY_END))
+    if args.dense_conv:
+        with open(args.dense_conv) as f:
+            sections.append((dense_conv_report(json.load(f)), DENSE_START, DENSE_END))
     if not sections:
-        parser.error("give a results file and/or --delay-task")
+        parser.error("give a results file, --delay-task and/or --dense-conv")
     for text, start, end in sections:
         if args.readme:
             update_readme(args.readme, text, start, end)

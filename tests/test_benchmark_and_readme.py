@@ -63,3 +63,23 @@ def test_readme_queue_example_runs():
     proc = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "delivered: 4.0 dropped: 0" in proc.stdout
+
+
+def test_dense_conv_benchmark_small_run_and_readme_section(tmp_path):
+    out = tmp_path / "dense.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delays_vs_dense_conv.py"), "--max-delays", "16",
+                    "--neurons", "8", "--batch", "2", "--extra-steps", "8", "--repeats", "1", "--out", str(out)],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    [row] = results["rows"]
+    assert row["dense"]["grads_finite"] and all(r["grads_finite"] for r in row["ours"].values())
+    assert "delay_line" in row["ours"] and len(row["ours"]) == 2
+    # the lossless queue and the dense layer see the same spikes: spike counts of the same order
+    assert row["ours"]["delay_line"]["loss"] > 0 and row["dense"]["loss"] > 0
+    report.dense_conv_report(results)
+
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.DENSE_START) + r"\n(.*?)\n" + re.escape(report.DENSE_END), readme,
+                        re.S).group(1)
+    committed = json.loads((ROOT / "benchmarks" / "delays_vs_dense_conv_cpu.json").read_text())
+    assert section == report.dense_conv_report(committed)
