@@ -5,6 +5,7 @@ Usage:
     python benchmarks/report.py benchmarks/results_cpu.json --readme README.md   # rewrite README section
     python benchmarks/report.py --delay-task benchmarks/delay_task_cpu.json --readme README.md
     python benchmarks/report.py --dense-conv benchmarks/delays_vs_dense_conv_cpu.json --readme README.md
+    python benchmarks/report.py --spyx benchmarks/lif_layer_vs_spyx_cpu.json --readme README.md
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
 DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
 DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
+SPYX_START, SPYX_END = "<!-- SPYX:START -->", "<!-- SPYX:END -->"
 
 
 def _us(row, key):
@@ -123,6 +125,19 @@ def dense_conv_report(results) -> str:
     return "\n".join(lines)
 
 
+def spyx_report(results) -> str:
+    c = results["config"]
+    lines = [f"Measured by `{results['command']}` ({results['device']}, spyx {results['spyx']}): Linear + LIF, "
+             f"{c['neurons']} neurons, batch {c['batch']}, {c['steps']} steps, input rate {c['rate']}; one training "
+             "step = compiled `jax.grad` of the spike count.", "",
+             "| layer | ms per training step | time vs spyx | MiB | spike count |", "|---|---:|---:|---:|---:|"]
+    for name, r in results["rows"].items():
+        ratio = f"{r['time_ratio_vs_spyx']:.2f}x" if "time_ratio_vs_spyx" in r else "1.00x"
+        lines.append(f"| {name.replace('_', ' ')} | {r['ms_per_training_step']:.0f} | {ratio} | "
+                     f"{r['peak_bytes'] / 2**20:.0f} | {r['spikes']:.0f} |")
+    return "\n".join(lines)
+
+
 def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
@@ -138,6 +153,7 @@ def main(argv=None):
     parser.add_argument("results", nargs="?", help="a queues_vs_adseq.py results file")
     parser.add_argument("--delay-task", help="a delay_task.py results file")
     parser.add_argument("--dense-conv", help="a delays_vs_dense_conv.py results file")
+    parser.add_argument("--spyx", help="a lif_layer_vs_spyx.py results file")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
     sections = []
@@ -150,8 +166,11 @@ def main(argv=None):
     if args.dense_conv:
         with open(args.dense_conv) as f:
             sections.append((dense_conv_report(json.load(f)), DENSE_START, DENSE_END))
+    if args.spyx:
+        with open(args.spyx) as f:
+            sections.append((spyx_report(json.load(f)), SPYX_START, SPYX_END))
     if not sections:
-        parser.error("give a results file, --delay-task and/or --dense-conv")
+        parser.error("give a results file, --delay-task, --dense-conv and/or --spyx")
     for text, start, end in sections:
         if args.readme:
             update_readme(args.readme, text, start, end)

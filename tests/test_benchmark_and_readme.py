@@ -83,3 +83,19 @@ def test_dense_conv_benchmark_small_run_and_readme_section(tmp_path):
                         re.S).group(1)
     committed = json.loads((ROOT / "benchmarks" / "delays_vs_dense_conv_cpu.json").read_text())
     assert section == report.dense_conv_report(committed)
+
+
+def test_spyx_benchmark_small_run_same_network_and_readme_section(tmp_path):
+    out = tmp_path / "spyx.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lif_layer_vs_spyx.py"), "--neurons", "64",
+                    "--batch", "2", "--steps", "40", "--repeats", "1", "--out", str(out)],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["spyx"]["spikes"] == rows["ours"]["spikes"] > 0  # the same network, computed both ways
+    assert all(r["grads_finite"] for r in rows.values())
+
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.SPYX_START) + r"\n(.*?)\n" + re.escape(report.SPYX_END), readme,
+                        re.S).group(1)
+    committed = json.loads((ROOT / "benchmarks" / "lif_layer_vs_spyx_cpu.json").read_text())
+    assert section == report.spyx_report(committed)
