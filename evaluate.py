@@ -14,6 +14,7 @@ import numpy as np
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from train import frame_argument
 from zoo.models import swap_queues
 
 
@@ -26,8 +27,9 @@ def load_run(run_dir: str):
             raise FileNotFoundError(f"evaluate: {path} not found; `run=` must be a directory written by train.py")
     cfg = OmegaConf.load(config_path)
     data = instantiate(cfg.dataset).load()
-    skeleton = instantiate(cfg.model, _partial_=True)(
-        channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue), key=jax.random.PRNGKey(cfg.seed))
+    build = instantiate(cfg.model, _partial_=True)
+    skeleton = build(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
+                     key=jax.random.PRNGKey(cfg.seed), **frame_argument(build, data))
     return eqx.tree_deserialise_leaves(weights_path, skeleton), cfg
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -13,6 +14,15 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from zoo.checkpoint import Checkpoints
+
+
+def frame_argument(build_model, data) -> dict:
+    """``frame=`` for models of event frames (they take one), from the dataset."""
+    if "frame" not in inspect.signature(build_model.func).parameters:
+        return {}
+    if data.frame is None:
+        raise ValueError(f"model {build_model.func.__name__} needs event frames; this dataset has none")
+    return {"frame": data.frame}
 
 
 def init_weights_path(init_from: str) -> str:
@@ -42,7 +52,7 @@ def main(cfg: DictConfig) -> float:
     # partial: runtime objects (queue, key) go in as Python arguments, not through OmegaConf
     build_model = instantiate(cfg.model, _partial_=True)
     model = build_model(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
-                        key=jax.random.PRNGKey(cfg.seed))
+                        key=jax.random.PRNGKey(cfg.seed), **frame_argument(build_model, data))
     out_dir = HydraConfig.get().runtime.output_dir
     if cfg.init_from:
         model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)

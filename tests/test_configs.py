@@ -53,3 +53,8 @@ def test_multirun_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "metrics.json").is_file())
     assert len(runs) == 2 and all((p / ".hydra" / "config.yaml").is_file() for p in runs)
+
+
+def test_conv_model_on_a_dataset_without_frames_is_a_clear_error(tmp_path):
+    proc = run("model=delayed_conv", "trainer.epochs=1", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0 and "DelayedConv needs event frames; this dataset has none" in proc.stderr

@@ -77,3 +77,23 @@ def test_recurrent_model_learns_delays_on_both_layers_and_is_queue_independent()
     assert labels.input.delays == labels.recurrent.delays == "delays" and labels.w_out == "weights"
     stretched = eqx.tree_at(lambda m: m.recurrent.delays, net, net.recurrent.delays + 100.0)
     assert float(project_delays(stretched).recurrent.delays.max()) == 24.0
+
+
+def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence():
+    import equinox as eqx
+    from zoo.models import DelayedConv, swap_queues
+
+    frame = (2, 6, 6)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (3, 20, 72)).astype(jnp.float32)
+    net = DelayedConv(72, 8, 3, frame=frame, queue=queues.DelayLine(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=4)
+    logits, stats = jax.vmap(net)(spikes)
+    assert logits.shape == (3, 3) and float(stats["spikes"].sum()) > 0 and int(stats["dropped"].sum()) == 0
+    other = swap_queues(net, lambda d: queues.SortedArray(capacity=8, max_delay=d))
+    np.testing.assert_allclose(jax.vmap(other)(spikes)[0], logits, rtol=1e-5, atol=1e-6)
+
+    grads = eqx.filter_grad(lambda m: jax.vmap(m)(spikes)[0].sum())(net)
+    for g in (grads.map_delays, grads.dense.delays):
+        assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
+    with pytest.raises(ValueError, match="must multiply to channels=72"):
+        DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))

@@ -20,6 +20,7 @@ class SpikeDataset:
     labels: np.ndarray  # (examples,) int32
     classes: int
     times: np.ndarray | None = None  # (examples, steps, channels) float32, or None
+    frame: tuple[int, int, int] | None = None  # (polarities, height, width) when channels are pixels
 
     def __post_init__(self):
         if self.spikes.ndim != 3 or self.labels.shape != self.spikes.shape[:1]:
@@ -41,7 +42,7 @@ class SpikeDataset:
 
     def subset(self, index) -> "SpikeDataset":
         return SpikeDataset(self.spikes[index], self.labels[index], self.classes,
-                            None if self.times is None else self.times[index])
+                            None if self.times is None else self.times[index], self.frame)
 
     def split(self, fraction: float, seed: int = 0) -> tuple["SpikeDataset", "SpikeDataset"]:
         """A deterministic shuffle split into (first, rest) with ``fraction`` of the examples first."""

@@ -33,7 +33,7 @@ class NMNISTRasters:
         data = NMNIST(self.root, self.split, download=self.download, on_bad_file=self.on_bad_file)
         rasters, labels = cached_rasters(data, data.sensor_size, self.raster, _cache_dir(self.cache_dir, self.root),
                                          f"nmnist:{files_key(data.data)}")
-        return SpikeDataset(rasters, labels, len(data.classes))
+        return SpikeDataset(rasters, labels, len(data.classes), frame=raster_frame(data.sensor_size, self.raster))
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class HOTSLettersRasters:
         data = HOTSLetters(self.root, self.split)
         key = f"hots:{self.split}:{files_key([os.path.join(self.root, 'hots_letters', 'ExtractedStabilized.mat')])}"
         rasters, labels = cached_rasters(data, data.sensor_size, self.raster, _cache_dir(self.cache_dir, self.root), key)
-        return SpikeDataset(rasters, labels, len(data.classes))
+        return SpikeDataset(rasters, labels, len(data.classes), frame=raster_frame(data.sensor_size, self.raster))
 
 
 # tonic class and how it names splits: "train" -> keyword arguments
@@ -110,7 +110,8 @@ class TonicRasters:
         size = _planar_size(data.sensor_size)
         rasters, labels = cached_rasters(_Planar(data, size[2]), size, self.raster,
                                          _cache_dir(self.cache_dir, self.root), key)
-        return SpikeDataset(rasters, labels, len(getattr(data, "classes", np.unique(labels))))
+        return SpikeDataset(rasters, labels, len(getattr(data, "classes", np.unique(labels))),
+                            frame=raster_frame(size, self.raster))
 
 
 class _Planar:
@@ -142,6 +143,14 @@ def _planar_size(sensor_size):
 def _files_of(data) -> list[str]:
     files = [f for f in getattr(data, "data", []) if isinstance(f, str) and os.path.exists(f)]
     return files or [data.location_on_system]
+
+
+def raster_frame(sensor_size, spec: RasterSpec) -> tuple[int, int, int]:
+    """``(polarities, height, width)`` of the rasters `to_raster` makes for ``sensor_size``."""
+    width, height, polarities = sensor_size
+    if spec.spatial_factor != 1:
+        width, height = int(np.ceil(width * spec.spatial_factor)), int(np.ceil(height * spec.spatial_factor))
+    return polarities, height, width
 
 
 def _cache_dir(cache_dir: str | None, root: str) -> str:

@@ -1,9 +1,10 @@
 """Delay-learning SNN architectures."""
 
 from .common import READOUTS
+from .delayed_conv import DelayedConv
 from .delayed_ffn import DelayedFeedForward
 from .delayed_rnn import DelayedRecurrent
 from .synapses import DelayedSynapses, label_delays, project_delays, swap_queues
 
-__all__ = ["DelayedFeedForward", "DelayedRecurrent", "DelayedSynapses", "READOUTS", "label_delays",
+__all__ = ["DelayedConv", "DelayedFeedForward", "DelayedRecurrent", "DelayedSynapses", "READOUTS", "label_delays",
            "project_delays", "swap_queues"]
