@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 import queues
 from queues.recommend import erlang_b
+from zoo.neurons import fast_sigmoid
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from queues_vs_adseq import peak_bytes, timed  # noqa: E402
@@ -38,15 +39,7 @@ from queues_vs_adseq import peak_bytes, timed  # noqa: E402
 TAU_SYN, TAU_MEM, THRESHOLD, SIGMA = 4.0, 8.0, 1.0, 1.0
 
 
-@jax.custom_jvp
-def spike_fn(x):
-    return (x >= 0).astype(x.dtype)
-
-
-@spike_fn.defjvp
-def _spike_jvp(primals, tangents):
-    (x,), (dx,) = primals, tangents
-    return spike_fn(x), dx / (1 + 5 * jnp.abs(x)) ** 2
+spike_fn = fast_sigmoid(5.0)
 
 
 def lif_spike_count(inputs):

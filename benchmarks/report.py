@@ -156,19 +156,13 @@ def main(argv=None):
     parser.add_argument("--spyx", help="a lif_layer_vs_spyx.py results file")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
+    renderers = [(args.results, report, START, END), (args.delay_task, delay_task_report, DELAY_START, DELAY_END),
+                 (args.dense_conv, dense_conv_report, DENSE_START, DENSE_END), (args.spyx, spyx_report, SPYX_START, SPYX_END)]
     sections = []
-    if args.results:
-        with open(args.results) as f:
-            sections.append((report(json.load(f)), START, END))
-    if args.delay_task:
-        with open(args.delay_task) as f:
-            sections.append((delay_task_report(json.load(f)), DELAY_START, DELAY_END))
-    if args.dense_conv:
-        with open(args.dense_conv) as f:
-            sections.append((dense_conv_report(json.load(f)), DENSE_START, DENSE_END))
-    if args.spyx:
-        with open(args.spyx) as f:
-            sections.append((spyx_report(json.load(f)), SPYX_START, SPYX_END))
+    for path, render, start, end in renderers:
+        if path:
+            with open(path) as f:
+                sections.append((render(json.load(f)), start, end))
     if not sections:
         parser.error("give a results file, --delay-task, --dense-conv and/or --spyx")
     for text, start, end in sections:
