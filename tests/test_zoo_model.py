@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import queues
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from zoo import neurons
 from zoo.models import DelayedFeedForward
 from zoo.models.common import readout_logits
@@ -97,3 +102,34 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
     with pytest.raises(ValueError, match="must multiply to channels=72"):
         DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("cls", ["DelayedFeedForward", "DelayedRecurrent"])
+def test_rematerialisation_changes_memory_not_results(cls):
+    import equinox as eqx
+    from zoo import models
+    from zoo.data import DelayTask
+    from queues_vs_adseq import peak_bytes
+
+    data = DelayTask(examples=8).load()
+    x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
+    make = getattr(models, cls)
+    plain = make(4, 16, 2, queue=queues.SortedArray(capacity=4, max_delay=64.0), key=jax.random.PRNGKey(0))
+    remat = make(4, 16, 2, queue=queues.SortedArray(capacity=4, max_delay=64.0), key=jax.random.PRNGKey(0),
+                 remat_chunk=10)
+
+    def loss(m):
+        return jax.vmap(m)(*x)[0].sum()
+
+    np.testing.assert_allclose(loss(remat), loss(plain), rtol=1e-6)
+    g_plain, g_remat = eqx.filter_grad(loss)(plain), eqx.filter_grad(loss)(remat)
+    for a, b in zip(jax.tree_util.tree_leaves(g_plain), jax.tree_util.tree_leaves(g_remat)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    def compiled_grad(m):
+        params, static = eqx.partition(m, eqx.is_array)
+        return jax.jit(jax.grad(lambda p: loss(eqx.combine(p, static)))).lower(params).compile()
+
+    memory = [peak_bytes(compiled_grad(m)) for m in (plain, remat)]
+    assert memory[1] < memory[0] / 2
+    with pytest.raises(ValueError, match="`remat_chunk` must be a positive"):
+        make(4, 16, 2, key=jax.random.PRNGKey(0), remat_chunk=0)

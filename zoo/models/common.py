@@ -6,6 +6,8 @@ import math
 
 import jax
 import jax.numpy as jnp
+
+import queues
 from jaxtyping import Array, Float
 
 READOUTS = ("max_membrane", "sum_membrane", "spike_count", "first_spike")
@@ -58,3 +60,17 @@ def readout_step(readout_kind: str, readout, w_out, hidden_spikes, beta: float, 
         out = spike(readout - threshold)
         return readout * (1 - jax.lax.stop_gradient(out)), out
     return readout, readout
+
+
+def check_remat(chunk: int | None) -> int | None:
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"`remat_chunk` must be a positive number of steps or None, got {chunk!r}")
+    return chunk
+
+
+def time_scan(remat_chunk: int | None, step, init, xs):
+    """The time loop: a plain scan, or `queues.checkpointed_scan` rematerialising chunks of
+    ``remat_chunk`` steps in the backward pass (memory ~ steps / chunk + chunk instead of steps)."""
+    if remat_chunk is None:
+        return jax.lax.scan(step, init, xs)
+    return queues.checkpointed_scan(step, init, xs, remat_chunk)

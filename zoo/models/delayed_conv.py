@@ -13,7 +13,7 @@ import queues
 from queues.base import lane_sum
 
 from .. import neurons
-from .common import check_readout, check_sizes, decays, readout_logits, readout_step
+from .common import check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, time_scan
 from .synapses import DelayedSynapses
 
 
@@ -38,12 +38,13 @@ class DelayedConv(eqx.Module):
     surrogate: str = eqx.field(static=True)
     surrogate_slope: float = eqx.field(static=True)
     readout: str = eqx.field(static=True)
+    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  frame: tuple[int, int, int], queue: queues.SpikeQueue | None = None, features: int = 8,
                  kernel: int = 3, tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
-                 init_delay: float | None = None):
+                 init_delay: float | None = None, remat_chunk: int | None = None):
         check_sizes("DelayedConv", channels=channels, hidden=hidden, classes=classes, features=features)
         check_readout("DelayedConv", readout)
         neurons.surrogate(surrogate, surrogate_slope)
@@ -63,6 +64,7 @@ class DelayedConv(eqx.Module):
         self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
         self.frame, self.threshold, self.surrogate = frame, threshold, surrogate
         self.surrogate_slope, self.readout = surrogate_slope, readout
+        self.remat_chunk = check_remat(remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -108,6 +110,6 @@ class DelayedConv(eqx.Module):
 
         init = (jnp.zeros(drive.shape[1:]), self.axon_queue.init(pooled_shape), self.dense.init(),
                 jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
-        (_, axon, syn, *_), (outputs, counts) = jax.lax.scan(step, init, (steps, drive))
+        (_, axon, syn, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, drive))
         dropped = axon.dropped.sum() + syn.dropped.sum()
         return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped}

@@ -12,7 +12,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import check_readout, check_sizes, decays, readout_logits, readout_step, step_inputs
+from .common import (check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, step_inputs,
+                     time_scan)
 from .synapses import DelayedSynapses
 
 
@@ -36,11 +37,12 @@ class DelayedFeedForward(eqx.Module):
     surrogate: str = eqx.field(static=True)
     surrogate_slope: float = eqx.field(static=True)
     readout: str = eqx.field(static=True)
+    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | None = None, tau_syn: float = 2.0, tau_mem: float = 4.0,
                  threshold: float = 1.0, surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
-                 readout: str = "max_membrane", init_delay: float | None = None):
+                 readout: str = "max_membrane", init_delay: float | None = None, remat_chunk: int | None = None):
         check_sizes("DelayedFeedForward", channels=channels, hidden=hidden, classes=classes)
         check_readout("DelayedFeedForward", readout)
         neurons.surrogate(surrogate, surrogate_slope)  # validates the name
@@ -50,6 +52,7 @@ class DelayedFeedForward(eqx.Module):
                                      init_delay=init_delay)
         self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
         self.threshold, self.surrogate, self.surrogate_slope, self.readout = threshold, surrogate, surrogate_slope, readout
+        self.remat_chunk = check_remat(remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -74,5 +77,5 @@ class DelayedFeedForward(eqx.Module):
             return (state, current, v, readout), (out, s.sum())
 
         init = (self.input.init(), jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
-        (state, *_), (outputs, counts) = jax.lax.scan(step, init, (steps, spikes, times))
+        (state, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, spikes, times))
         return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": state.dropped.sum()}

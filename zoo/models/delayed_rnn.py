@@ -12,7 +12,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import check_readout, check_sizes, decays, readout_logits, readout_step, step_inputs
+from .common import (check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, step_inputs,
+                     time_scan)
 from .synapses import DelayedSynapses
 
 
@@ -32,12 +33,13 @@ class DelayedRecurrent(eqx.Module):
     surrogate: str = eqx.field(static=True)
     surrogate_slope: float = eqx.field(static=True)
     readout: str = eqx.field(static=True)
+    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | None = None, recurrent_queue: queues.SpikeQueue | None = None,
                  tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
-                 init_delay: float | None = None, recurrent_scale: float = 0.5):
+                 init_delay: float | None = None, remat_chunk: int | None = None, recurrent_scale: float = 0.5):
         check_sizes("DelayedRecurrent", channels=channels, hidden=hidden, classes=classes)
         check_readout("DelayedRecurrent", readout)
         neurons.surrogate(surrogate, surrogate_slope)
@@ -50,6 +52,7 @@ class DelayedRecurrent(eqx.Module):
         self.recurrent = eqx.tree_at(lambda s: s.weight, recurrent, recurrent.weight * (1 - jnp.eye(hidden)))
         self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
         self.threshold, self.surrogate, self.surrogate_slope, self.readout = threshold, surrogate, surrogate_slope, readout
+        self.remat_chunk = check_remat(remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -84,6 +87,6 @@ class DelayedRecurrent(eqx.Module):
 
         init = (self.input.init(), recurrent.init(), jnp.zeros(hidden), jnp.zeros(hidden),
                 jnp.zeros(self.w_out.shape[0]))
-        (in_state, rec_state, *_), (outputs, counts) = jax.lax.scan(step, init, (steps, spikes, times))
+        (in_state, rec_state, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, spikes, times))
         dropped = in_state.dropped.sum() + rec_state.dropped.sum()
         return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped}
