@@ -56,7 +56,7 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
 
 
 def small_setup(hidden=6):
-    data = DelayTask(examples=256).load()
+    data = DelayTask(examples=256, noise_channels=2).load()
     model = DelayedFeedForward(data.channels, hidden, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0),
                                key=jax.random.PRNGKey(0))
     return data, model

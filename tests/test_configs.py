@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_lr_delays_zero_freezes_the_delays_only(name):
-    data = DelayTask(examples=128).load()
+    data = DelayTask(examples=128, noise_channels=2).load()
     model = DelayedFeedForward(4, 4, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
     trainer = SurrogateTrainer(epochs=1, batch_size=32, optim=DelayAwareOptimizer(name=name, lr_delays=0.0,
                                                                                   clip_norm=1.0))

@@ -33,7 +33,7 @@ def test_yinyang_balanced_deterministic_and_encoded():
 
 
 def test_delay_task_rasters_hold_the_exact_times():
-    data = DelayTask(examples=64, seed=2).load()
+    data = DelayTask(examples=64, seed=2, noise_channels=2).load()
     assert data.spikes.shape == (64, DelayTask().steps, 4) and data.classes == 2
     step = data.spikes.argmax(axis=1)  # (examples, channels)
     t = np.take_along_axis(data.times, step[:, None, :], 1)[:, 0]

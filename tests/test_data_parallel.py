@@ -17,7 +17,7 @@ import queues
 from zoo.data import DelayTask
 from zoo.models import DelayedFeedForward
 from zoo.trainer import SurrogateTrainer
-data = DelayTask(examples=512).load()
+data = DelayTask(examples=512, noise_channels=2).load()
 model = DelayedFeedForward(4, 8, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
 try:
     SurrogateTrainer(epochs=1, batch_size=30).fit(model, data, log=lambda _: None)

@@ -60,7 +60,7 @@ LOSSLESS = [queues.DelayLine(max_delay=64.0), queues.FIFORing(capacity=4, max_de
 
 
 def test_model_is_the_same_on_every_lossless_queue():
-    data = DelayTask(examples=16).load()
+    data = DelayTask(examples=16, noise_channels=2).load()
     base = DelayedFeedForward(4, 8, 2, queue=LOSSLESS[0], key=jax.random.PRNGKey(0))
     x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
     outs = [jax.vmap(swap_queues(base, lambda _, q=q: q))(*x)[0] for q in LOSSLESS]

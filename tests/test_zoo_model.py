@@ -61,7 +61,7 @@ def test_recurrent_model_learns_delays_on_both_layers_and_is_queue_independent()
     from zoo.data import DelayTask
     from zoo.models import DelayedRecurrent, label_delays, project_delays, swap_queues
 
-    data = DelayTask(examples=8, interval=20.0, jitter=4).load()
+    data = DelayTask(examples=8, interval=20.0, jitter=4, noise_channels=2).load()
     net = DelayedRecurrent(4, 6, 2, queue=queues.DelayLine(max_delay=24.0), key=jax.random.PRNGKey(3),
                            threshold=0.3, recurrent_scale=2.0)
     x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
@@ -111,7 +111,7 @@ def test_rematerialisation_changes_memory_not_results(cls):
     from zoo.data import DelayTask
     from queues_vs_adseq import peak_bytes
 
-    data = DelayTask(examples=8).load()
+    data = DelayTask(examples=8, noise_channels=2).load()
     x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
     make = getattr(models, cls)
     plain = make(4, 16, 2, queue=queues.SortedArray(capacity=4, max_delay=64.0), key=jax.random.PRNGKey(0))
