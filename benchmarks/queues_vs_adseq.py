@@ -23,13 +23,11 @@ import json
 import math
 import platform
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import queues
 

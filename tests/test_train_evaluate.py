@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import equinox as eqx
 import pytest
 import jax
 import jax.numpy as jnp

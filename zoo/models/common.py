@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 import queues
+
+from .. import neurons
 from jaxtyping import Array, Float
 
 READOUTS = ("max_membrane", "sum_membrane", "spike_count", "first_spike")
@@ -74,3 +77,29 @@ def time_scan(remat_chunk: int | None, step, init, xs):
     if remat_chunk is None:
         return jax.lax.scan(step, init, xs)
     return queues.checkpointed_scan(step, init, xs, remat_chunk)
+
+
+class DelayedSNN(eqx.Module):
+    """Abstract base of the delayed architectures: the spiking readout head they share.
+
+    Subclasses declare their layers, and call `_init_readout` from ``__init__``; ``__call__`` maps one
+    example's ``(steps, channels)`` spikes to ``(logits, stats)``.
+    """
+
+    w_out: Float[Array, "classes hidden"]
+    threshold: float = eqx.field(static=True)
+    surrogate: str = eqx.field(static=True)
+    surrogate_slope: float = eqx.field(static=True)
+    readout: str = eqx.field(static=True)
+    remat_chunk: int | None = eqx.field(static=True)
+
+    def _init_readout(self, name: str, hidden: int, classes: int, key, threshold: float, surrogate: str,
+                      surrogate_slope: float, readout: str, remat_chunk: int | None) -> None:
+        check_readout(name, readout)
+        neurons.surrogate(surrogate, surrogate_slope)  # validates the name
+        self.w_out = jax.random.normal(key, (classes, hidden)) / math.sqrt(hidden)
+        self.threshold, self.surrogate, self.surrogate_slope = threshold, surrogate, surrogate_slope
+        self.readout, self.remat_chunk = readout, check_remat(remat_chunk)
+
+    def spike_fn(self):
+        return neurons.surrogate(self.surrogate, self.surrogate_slope)

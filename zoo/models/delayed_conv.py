@@ -12,12 +12,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 from queues.base import lane_sum
 
-from .. import neurons
-from .common import check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, time_scan
+from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, time_scan
 from .synapses import DelayedSynapses
 
 
-class DelayedConv(eqx.Module):
+class DelayedConv(DelayedSNN):
     """Event frames -> conv LIF feature maps -> axonal delays -> delayed dense LIF layer -> readout.
 
     Input: ``(steps, polarities * height * width)`` rasters (as the event datasets load them, with the
@@ -32,13 +31,7 @@ class DelayedConv(eqx.Module):
     map_delays: Float[Array, " features"]
     axon_queue: queues.SpikeQueue
     dense: DelayedSynapses
-    w_out: Float[Array, "classes hidden"]
     frame: tuple[int, int, int] = eqx.field(static=True)
-    threshold: float = eqx.field(static=True)
-    surrogate: str = eqx.field(static=True)
-    surrogate_slope: float = eqx.field(static=True)
-    readout: str = eqx.field(static=True)
-    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  frame: tuple[int, int, int], queue: queues.SpikeQueue | None = None, features: int = 8,
@@ -46,8 +39,6 @@ class DelayedConv(eqx.Module):
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
                  init_delay: float | None = None, remat_chunk: int | None = None):
         check_sizes("DelayedConv", channels=channels, hidden=hidden, classes=classes, features=features)
-        check_readout("DelayedConv", readout)
-        neurons.surrogate(surrogate, surrogate_slope)
         frame = tuple(int(f) for f in frame)
         if len(frame) != 3 or math.prod(frame) != channels:
             raise ValueError(f"DelayedConv: `frame` (polarities, height, width) must multiply to channels={channels}, "
@@ -61,10 +52,9 @@ class DelayedConv(eqx.Module):
         pooled = features * (frame[1] // 2) * (frame[2] // 2)
         self.dense = DelayedSynapses(pooled, hidden, queue, key=k_dense, tau_syn=tau_syn, tau_mem=tau_mem,
                                      init_delay=init_delay)
-        self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
-        self.frame, self.threshold, self.surrogate = frame, threshold, surrogate
-        self.surrogate_slope, self.readout = surrogate_slope, readout
-        self.remat_chunk = check_remat(remat_chunk)
+        self.frame = frame
+        self._init_readout("DelayedConv", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
+                           remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -72,7 +62,7 @@ class DelayedConv(eqx.Module):
         pol, height, width = self.frame
         if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
             raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")
-        spike = neurons.surrogate(self.surrogate, self.surrogate_slope)
+        spike = self.spike_fn()
         alpha, beta = decays(self.dense.tau_syn, self.dense.tau_mem)
         frames = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
         drive = jax.vmap(self.conv)(frames)  # (steps, features, height, width): hoisted out of the time loop

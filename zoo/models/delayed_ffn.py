@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -12,12 +10,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import (check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, step_inputs,
-                     time_scan)
+from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
 from .synapses import DelayedSynapses
 
 
-class DelayedFeedForward(eqx.Module):
+class DelayedFeedForward(DelayedSNN):
     """Input spikes -> synapses with per-synapse delays -> LIF layer -> leaky readout.
 
     Every input synapse (channel c -> hidden h) has a weight and a continuous delay in
@@ -32,27 +29,18 @@ class DelayedFeedForward(eqx.Module):
     """
 
     input: DelayedSynapses
-    w_out: Float[Array, "classes hidden"]
-    threshold: float = eqx.field(static=True)
-    surrogate: str = eqx.field(static=True)
-    surrogate_slope: float = eqx.field(static=True)
-    readout: str = eqx.field(static=True)
-    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | None = None, tau_syn: float = 2.0, tau_mem: float = 4.0,
                  threshold: float = 1.0, surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
                  readout: str = "max_membrane", init_delay: float | None = None, remat_chunk: int | None = None):
         check_sizes("DelayedFeedForward", channels=channels, hidden=hidden, classes=classes)
-        check_readout("DelayedFeedForward", readout)
-        neurons.surrogate(surrogate, surrogate_slope)  # validates the name
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
         k_in, k_out = jax.random.split(key)
         self.input = DelayedSynapses(channels, hidden, queue, key=k_in, tau_syn=tau_syn, tau_mem=tau_mem,
                                      init_delay=init_delay)
-        self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
-        self.threshold, self.surrogate, self.surrogate_slope, self.readout = threshold, surrogate, surrogate_slope, readout
-        self.remat_chunk = check_remat(remat_chunk)
+        self._init_readout("DelayedFeedForward", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
+                           remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -60,7 +48,7 @@ class DelayedFeedForward(eqx.Module):
         exact ``times[n, c]`` if given (else at ``n``)."""
         channels, hidden = self.input.delays.shape
         steps, times = step_inputs("DelayedFeedForward", channels, spikes, times, self.input.delays.dtype)
-        spike = neurons.surrogate(self.surrogate, self.surrogate_slope)
+        spike = self.spike_fn()
         alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
 

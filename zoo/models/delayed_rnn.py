@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import equinox as eqx
 import jax
@@ -12,12 +11,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
-from .common import (check_readout, check_remat, check_sizes, decays, readout_logits, readout_step, step_inputs,
-                     time_scan)
+from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
 from .synapses import DelayedSynapses
 
 
-class DelayedRecurrent(eqx.Module):
+class DelayedRecurrent(DelayedSNN):
     """Input -> recurrent LIF layer -> leaky readout, with a learnable delay on every synapse.
 
     Like `DelayedFeedForward`, plus hidden -> hidden synapses (no self-connections) whose spikes
@@ -28,12 +26,6 @@ class DelayedRecurrent(eqx.Module):
 
     input: DelayedSynapses
     recurrent: DelayedSynapses
-    w_out: Float[Array, "classes hidden"]
-    threshold: float = eqx.field(static=True)
-    surrogate: str = eqx.field(static=True)
-    surrogate_slope: float = eqx.field(static=True)
-    readout: str = eqx.field(static=True)
-    remat_chunk: int | None = eqx.field(static=True)
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | None = None, recurrent_queue: queues.SpikeQueue | None = None,
@@ -41,8 +33,6 @@ class DelayedRecurrent(eqx.Module):
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
                  init_delay: float | None = None, remat_chunk: int | None = None, recurrent_scale: float = 0.5):
         check_sizes("DelayedRecurrent", channels=channels, hidden=hidden, classes=classes)
-        check_readout("DelayedRecurrent", readout)
-        neurons.surrogate(surrogate, surrogate_slope)
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
         k_in, k_rec, k_out = jax.random.split(key, 3)
         self.input = DelayedSynapses(channels, hidden, queue, key=k_in, tau_syn=tau_syn, tau_mem=tau_mem,
@@ -50,15 +40,14 @@ class DelayedRecurrent(eqx.Module):
         recurrent = DelayedSynapses(hidden, hidden, queue if recurrent_queue is None else recurrent_queue, key=k_rec, tau_syn=tau_syn,
                                     tau_mem=tau_mem, weight_scale=recurrent_scale, init_delay=init_delay)
         self.recurrent = eqx.tree_at(lambda s: s.weight, recurrent, recurrent.weight * (1 - jnp.eye(hidden)))
-        self.w_out = jax.random.normal(k_out, (classes, hidden)) / math.sqrt(hidden)
-        self.threshold, self.surrogate, self.surrogate_slope, self.readout = threshold, surrogate, surrogate_slope, readout
-        self.remat_chunk = check_remat(remat_chunk)
+        self._init_readout("DelayedRecurrent", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
+                           remat_chunk)
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
         channels, hidden = self.input.delays.shape
         steps, times = step_inputs("DelayedRecurrent", channels, spikes, times, self.input.delays.dtype)
-        spike = neurons.surrogate(self.surrogate, self.surrogate_slope)
+        spike = self.spike_fn()
         alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
         no_self = 1 - jnp.eye(hidden)
