@@ -35,9 +35,12 @@ def init_weights_path(init_from: str) -> str:
     return candidate
 
 
-def select_platform(platform: str) -> None:
-    """Use the ``device`` group's backend; fail loudly if this machine has none of that kind."""
+def select_platform(platform: str, distributed: DictConfig | None = None) -> None:
+    """Use the ``device`` group's backend, joining the ``distributed`` cluster first (it must precede
+    any computation); fail loudly if this machine has no backend of that kind."""
     jax.config.update("jax_platforms", platform)
+    if distributed:
+        instantiate(distributed)  # jax.distributed.initialize(...)
     try:
         jax.devices()
     except RuntimeError as exc:
@@ -47,7 +50,11 @@ def select_platform(platform: str) -> None:
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    select_platform(cfg.device.platform)
+    select_platform(cfg.device.platform, cfg.get("distributed"))
+    main_process = jax.process_index() == 0  # with several processes, one writes the outputs
+    if main_process:
+        print(f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)",
+              flush=True)
     data = instantiate(cfg.dataset).load()
     # partial: runtime objects (queue, key) go in as Python arguments, not through OmegaConf
     build_model = instantiate(cfg.model, _partial_=True)
@@ -57,12 +64,15 @@ def main(cfg: DictConfig) -> float:
     if cfg.init_from:
         model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)
     checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best)
-    logger = instantiate(cfg.logger)
-    logger.start(OmegaConf.to_container(cfg, resolve=True), out_dir)
-    model, metrics = instantiate(cfg.trainer).fit(model, data, seed=cfg.seed, checkpoints=checkpoints,
-                                                  resume=cfg.resume, logger=logger, progress=True,
-                                                  log=lambda line: print(line, flush=True))
+    logger = instantiate(cfg.logger) if main_process else None
+    if logger is not None:
+        logger.start(OmegaConf.to_container(cfg, resolve=True), out_dir)
+    model, metrics = instantiate(cfg.trainer).fit(
+        model, data, seed=cfg.seed, checkpoints=checkpoints, resume=cfg.resume, logger=logger,
+        progress=main_process, log=lambda line: print(line, flush=True) if main_process else None)
     checkpoints.close()
+    if not main_process:
+        return metrics["val_accuracy"]
     logger.finish({"val_accuracy": metrics["val_accuracy"], "epochs": len(metrics["history"])})
     eqx.tree_serialise_leaves(os.path.join(out_dir, "model.eqx"), model)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:

@@ -6,6 +6,7 @@ Usage:
     python benchmarks/report.py --delay-task benchmarks/delay_task_cpu.json --readme README.md
     python benchmarks/report.py --dense-conv benchmarks/delays_vs_dense_conv_cpu.json --readme README.md
     python benchmarks/report.py --spyx benchmarks/lif_layer_vs_spyx_cpu.json --readme README.md
+    python benchmarks/report.py --cross-validation benchmarks/nmnist_cv_cpu.json --readme README.md
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
 DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
 DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
 SPYX_START, SPYX_END = "<!-- SPYX:START -->", "<!-- SPYX:END -->"
+CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END -->"
 
 
 def _us(row, key):
@@ -138,6 +140,19 @@ def spyx_report(results) -> str:
     return "\n".join(lines)
 
 
+def cross_validation_report(results) -> str:
+    lines = [f"Measured by `{results['command']}` ({results['device']}, {results['cpu_count']} cores): "
+             f"{results['folds']}-fold stratified cross-validation over {results['examples']} examples; test "
+             "accuracy of each held-out fold, mean ± std over folds; epoch time and training samples/s in the "
+             "steady state (after compilation).", "",
+             "| model | test accuracy | epochs | s per epoch | samples/s | overrides |", "|---|---:|---:|---:|---:|---|"]
+    for name, s in results["summary"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {100 * s['test_accuracy_mean']:.2f} ± "
+                     f"{100 * s['test_accuracy_std']:.2f} % | {s['epochs']} | {s['epoch_seconds']:.1f} | "
+                     f"{s['samples_per_second']:.1f} | {' '.join(s['overrides']) or '(recipe)'} |")
+    return "\n".join(lines)
+
+
 def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
@@ -154,17 +169,19 @@ def main(argv=None):
     parser.add_argument("--delay-task", help="a delay_task.py results file")
     parser.add_argument("--dense-conv", help="a delays_vs_dense_conv.py results file")
     parser.add_argument("--spyx", help="a lif_layer_vs_spyx.py results file")
+    parser.add_argument("--cross-validation", help="a cross_validate.py results file")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
     renderers = [(args.results, report, START, END), (args.delay_task, delay_task_report, DELAY_START, DELAY_END),
-                 (args.dense_conv, dense_conv_report, DENSE_START, DENSE_END), (args.spyx, spyx_report, SPYX_START, SPYX_END)]
+                 (args.dense_conv, dense_conv_report, DENSE_START, DENSE_END), (args.spyx, spyx_report, SPYX_START, SPYX_END),
+                 (args.cross_validation, cross_validation_report, CV_START, CV_END)]
     sections = []
     for path, render, start, end in renderers:
         if path:
             with open(path) as f:
                 sections.append((render(json.load(f)), start, end))
     if not sections:
-        parser.error("give a results file, --delay-task, --dense-conv and/or --spyx")
+        parser.error("give a results file, --delay-task, --dense-conv, --spyx and/or --cross-validation")
     for text, start, end in sections:
         if args.readme:
             update_readme(args.readme, text, start, end)

@@ -99,3 +99,17 @@ def test_spyx_benchmark_small_run_same_network_and_readme_section(tmp_path):
                         re.S).group(1)
     committed = json.loads((ROOT / "benchmarks" / "lif_layer_vs_spyx_cpu.json").read_text())
     assert section == report.spyx_report(committed)
+
+
+def test_cross_validation_tests_every_example_once(tmp_path):
+    out = tmp_path / "cv.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--out", str(out),
+                    "--", "dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert set(results["summary"]) == {"delays", "no_delays"} and results["examples"] == 64
+    for runs in results["runs"].values():
+        assert sum(r["test_examples"] for r in runs) == 64 and all(r["train_examples"] == 32 for r in runs)
+        assert all(0 <= r["test_accuracy"] <= 1 and r["samples_per_second"] > 0 for r in runs)
+    assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0"]
+    report.cross_validation_report(results)

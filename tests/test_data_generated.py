@@ -43,3 +43,41 @@ def test_delay_task_rasters_hold_the_exact_times():
     np.testing.assert_allclose(np.abs(t[:, 1] - t[:, 0]), 60.0, rtol=1e-5)
     with pytest.raises(ValueError, match="`times` must match"):
         SpikeDataset(data.spikes, data.labels, 2, data.times[:, :-1])
+
+
+def test_stratified_folds_test_every_example_once():
+    labels = np.repeat(np.arange(3), [7, 11, 5]).astype(np.int32)
+    data = SpikeDataset(np.arange(len(labels), dtype=np.uint8)[:, None, None].repeat(2, 1), labels, 3)
+    folds = data.folds(5, seed=1)
+    tested = np.concatenate([test.spikes[:, 0, 0] for _, test in folds])
+    assert sorted(tested.tolist()) == list(range(len(labels)))  # each example in exactly one test fold
+    for train, test in folds:
+        assert set(train.spikes[:, 0, 0]).isdisjoint(test.spikes[:, 0, 0]) and len(train) + len(test) == len(labels)
+        counts = np.bincount(test.labels, minlength=3)
+        assert np.all(np.abs(counts - np.bincount(labels) / 5) < 1)  # stratified
+    assert max(len(t) for _, t in folds) - min(len(t) for _, t in folds) <= 1
+    assert [len(t) for _, t in data.folds(5, seed=1)] == [len(t) for _, t in folds]  # deterministic
+    with pytest.raises(ValueError, match="`k` must be an integer"):
+        data.folds(1)
+
+
+def test_random_shift_moves_whole_frames_and_needs_a_frame():
+    from zoo.data import RandomShift
+
+    frames = np.zeros((50, 3, 2, 9, 9), np.uint8)
+    frames[:, :, :, 4, 4] = 1  # one event per step and polarity, in the centre
+    frames[:, 1, 0, 3, 5] = 2
+    data = SpikeDataset(frames.reshape(50, 3, -1), np.zeros(50, np.int32), 1, frame=(2, 9, 9))
+    out = RandomShift(2)(data, np.random.default_rng(0)).spikes.reshape(frames.shape)
+    assert out.sum() == frames.sum()  # nothing near the border, so nothing falls off
+    moves = set()
+    for before, after in zip(frames, out):
+        dy, dx = np.argwhere(after[0, 0])[0] - 4
+        moves.add((int(dy), int(dx)))
+        np.testing.assert_array_equal(np.roll(before, (dy, dx), axis=(2, 3)), after)  # same move for every step
+    assert len(moves) > 10 and max(max(abs(m) for m in mv) for mv in moves) == 2
+    np.testing.assert_array_equal(RandomShift(0)(data, np.random.default_rng(0)).spikes, data.spikes)
+    with pytest.raises(ValueError, match="no frame shape"):
+        RandomShift(1)(SpikeDataset(data.spikes, data.labels, 1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="`max_shift` must be a non-negative integer"):
+        RandomShift(-1)

@@ -46,4 +46,49 @@ def test_four_devices_match_one():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)  # same maths; summation order may differ
     assert one["val"] == four["val"]
     assert one["bad_batch"] is None  # 30 is fine on one device
-    assert "`batch_size` 30 must be a multiple of the 4 local devices" in four["bad_batch"]
+    assert "`batch_size` 30 must be a multiple of the 4 devices" in four["bad_batch"]
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(run_dir: Path, extra: list[str], devices: int) -> subprocess.Popen:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    args = ["trainer.epochs=2", "trainer.batch_size=32", "dataset.examples=320", "model.hidden=8",
+            f"hydra.run.dir={run_dir}", *extra]
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def weights(run_dir: Path) -> list[np.ndarray]:
+    import equinox as eqx
+    import jax
+    import queues
+    from zoo.models import DelayedFeedForward
+    like = DelayedFeedForward(2, 8, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
+    model = eqx.tree_deserialise_leaves(run_dir / "model.eqx", like)
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))]
+
+
+def test_two_processes_train_like_one_process_with_their_devices(tmp_path):
+    """Multi-host through jax.distributed.initialize: 2 processes x 2 CPU devices on localhost (gloo
+    collectives) give the weights of 1 process with 4 devices, and only process 0 writes outputs."""
+    single = train(tmp_path / "single", [], devices=4)
+    assert single.wait(timeout=600) == 0, single.stdout.read()
+    port = free_port()
+    shared = tmp_path / "multi"
+    procs = [train(shared, ["distributed=manual", f"distributed.coordinator_address=127.0.0.1:{port}",
+                            "distributed.num_processes=2", f"distributed.process_id={i}"], devices=2)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert "4 cpu device(s) in 2 process(es)" in outputs[0]  # one cluster, not two independent runs
+    assert "final validation accuracy" in outputs[0] and "final validation accuracy" not in outputs[1]
+    for a, b in zip(weights(tmp_path / "single"), weights(shared)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    history = lambda d: [h["val_accuracy"] for h in json.loads((d / "metrics.json").read_text())["history"]]  # noqa: E731
+    assert history(shared) == history(tmp_path / "single")

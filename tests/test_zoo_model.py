@@ -86,7 +86,7 @@ def test_recurrent_model_learns_delays_on_both_layers_and_is_queue_independent()
 
 def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence():
     import equinox as eqx
-    from zoo.models import DelayedConv, swap_queues
+    from zoo.models import DelayedConv, label_delays, swap_queues
 
     frame = (2, 6, 6)
     spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (3, 20, 72)).astype(jnp.float32)
@@ -100,6 +100,8 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
     grads = eqx.filter_grad(lambda m: jax.vmap(m)(spikes)[0].sum())(net)
     for g in (grads.map_delays, grads.dense.delays):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
+    labels = label_delays(eqx.filter(net, eqx.is_array))
+    assert labels.map_delays == labels.dense.delays == "delays" and labels.conv.weight == "weights"
     with pytest.raises(ValueError, match="must multiply to channels=72"):
         DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))
 

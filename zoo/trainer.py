@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import equinox as eqx
 import jax
@@ -28,7 +28,8 @@ class SurrogateTrainer:
     batch_size: int = 64
     optim: DelayAwareOptimizer = field(default_factory=DelayAwareOptimizer)
     val_fraction: float = 0.2
-    data_parallel: bool = True  # split every batch across all local devices (jax.sharding)
+    data_parallel: bool = True  # split every batch across all devices (jax.sharding)
+    augment: Callable[[SpikeDataset, np.random.Generator], SpikeDataset] | None = None  # e.g. zoo.data.RandomShift
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -111,6 +112,8 @@ class SurrogateTrainer:
             start = time.perf_counter()
             order = rng.permutation(len(train))[: batches * self.batch_size]
             batch = train.subset(order.reshape(-1))
+            if self.augment:  # drawn from the checkpointed RNG, so a resumed run sees the same epochs
+                batch = self.augment(batch, rng)
             shape = (batches, self.batch_size)
             model, opt_state, loss, acc, dropped = epoch(model, opt_state, *place_batches(
                 batch.spikes.reshape(*shape, *batch.spikes.shape[1:]),
@@ -143,17 +146,24 @@ class SurrogateTrainer:
     def _placement(self, val_size: int):
         """Functions that put batches, the validation set and the model on the devices.
 
-        With ``data_parallel`` and several local devices: a 1-D mesh over them, batches split along
-        the example axis, the model and optimiser state replicated; jit then partitions each step
-        (GSPMD) and inserts the gradient all-reduce. Otherwise everything stays on the default device.
+        With ``data_parallel`` and several devices: a 1-D mesh over every device of every process
+        (`jax.devices()`; one process unless `jax.distributed.initialize` was called, see train.py),
+        batches split along the example axis, the model and optimiser state replicated; jit then
+        partitions each step (GSPMD) and inserts the gradient all-reduce. Every process holds the same
+        data in the same (seeded) order and hands its devices only the shards they own, so several
+        hosts train one model exactly as one host with as many devices would. Otherwise everything
+        stays on the default device.
         """
-        devices = jax.local_devices()
+        devices = jax.devices()
+        if jax.process_count() > 1 and not self.data_parallel:
+            raise ValueError(f"SurrogateTrainer: {jax.process_count()} processes were started "
+                             "(jax.distributed.initialize) but data_parallel=false")
         if not self.data_parallel or len(devices) == 1:
             put = lambda *xs: tuple(None if x is None else jnp.asarray(x) for x in xs)  # noqa: E731
             return put, put, lambda tree: tree
         if self.batch_size % len(devices):
             raise ValueError(f"SurrogateTrainer: `batch_size` {self.batch_size} must be a multiple of the "
-                             f"{len(devices)} local devices for data-parallel training (or data_parallel=false)")
+                             f"{len(devices)} devices for data-parallel training (or data_parallel=false)")
         mesh = jax.sharding.Mesh(np.array(devices), ("data",))
         spec = jax.sharding.PartitionSpec
         by_batch = jax.sharding.NamedSharding(mesh, spec(None, "data"))  # (batches, batch, ...)
@@ -161,10 +171,17 @@ class SurrogateTrainer:
         replicated = jax.sharding.NamedSharding(mesh, spec())
         val_sharding = by_example if val_size % len(devices) == 0 else replicated
 
-        def place(sharding):
-            return lambda *xs: tuple(None if x is None else jax.device_put(jnp.asarray(x), sharding) for x in xs)
+        def global_array(x, sharding):
+            x = np.asarray(x)  # the whole array, identical on every process: each keeps its own shards
+            return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-        return place(by_batch), place(val_sharding), lambda tree: eqx.filter_shard(tree, replicated)
+        def place(sharding):
+            return lambda *xs: tuple(None if x is None else global_array(x, sharding) for x in xs)
+
+        def place_tree(tree):
+            return jax.tree_util.tree_map(lambda x: global_array(x, replicated) if eqx.is_array(x) else x, tree)
+
+        return place(by_batch), place(val_sharding), place_tree
 
 
 def all_delays(model) -> np.ndarray:

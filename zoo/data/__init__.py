@@ -1,9 +1,10 @@
 """Datasets: generated tasks and event-camera recordings, loaded as spike rasters."""
 
+from .augment import RandomShift
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
 from .recordings import TONIC_DATASETS, HOTSLettersRasters, NMNISTRasters, TonicRasters
 from .yinyang import YinYang
 
 __all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RasterSpec", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]
+           "RandomShift", "RasterSpec", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]

@@ -50,6 +50,20 @@ class SpikeDataset:
         cut = int(round(fraction * len(self)))
         return self.subset(order[:cut]), self.subset(order[cut:])
 
+    def folds(self, k: int, seed: int = 0) -> list[tuple["SpikeDataset", "SpikeDataset"]]:
+        """``k`` stratified ``(train, test)`` pairs for cross-validation: every example is tested once,
+        and each class is spread over the folds as evenly as its count allows."""
+        if not isinstance(k, int) or not 2 <= k <= len(self):
+            raise ValueError(f"SpikeDataset.folds: `k` must be an integer in [2, {len(self)}], got {k!r}")
+        rng = np.random.default_rng(seed)
+        fold = np.empty(len(self), dtype=np.int64)
+        offset = 0  # continue each class where the last one stopped, so fold sizes stay balanced
+        for label in np.unique(self.labels):
+            members = rng.permutation(np.flatnonzero(self.labels == label))
+            fold[members] = (offset + np.arange(len(members))) % k
+            offset += len(members)
+        return [(self.subset(np.flatnonzero(fold != i)), self.subset(np.flatnonzero(fold == i))) for i in range(k)]
+
 
 @dataclass(frozen=True)
 class DelayTask:

@@ -62,9 +62,11 @@ class DelayedSynapses(eqx.Module):
 
 
 def label_delays(params) -> object:
-    """Optimiser labels: ``"delays"`` for every `DelayedSynapses.delays` leaf, ``"weights"`` otherwise."""
+    """Optimiser labels: ``"delays"`` for every leaf whose field name ends in ``delays`` (synaptic
+    `DelayedSynapses.delays`, axonal ``map_delays``), ``"weights"`` otherwise."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: "delays" if path and getattr(path[-1], "name", None) == "delays" else "weights", params)
+        lambda path, _: "delays" if path and str(getattr(path[-1], "name", "")).endswith("delays") else "weights",
+        params)
 
 
 def project_delays(model):
