@@ -1,0 +1,116 @@
+"""EventProp gradients: against central finite differences, autodiff through the same simulation, and
+surrogate gradients (float64)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zoo import eventprop, neurons
+
+CELL = eventprop.LIFCell(tau_syn=2.0, tau_mem=4.0, threshold=1.0, max_spikes=4)
+STEPS = 30
+
+
+def problem(seed: int, sizes=(4, 6, 5, 3)):
+    """Input spike times and a 2-hidden-layer network in a regime where every layer spikes."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), 2 * len(sizes))
+    times = jax.random.uniform(keys[0], (sizes[0], 2), jnp.float64, 0.5, 10.0)
+    weights = tuple(jax.random.normal(keys[1 + k], (post, pre), jnp.float64) * 0.3 + (0.45 if k == 0 else 0.7)
+                    for k, (pre, post) in enumerate(zip(sizes, sizes[1:])))
+    delays = tuple(jax.random.uniform(keys[len(sizes) + k], (pre, post), jnp.float64, 0.0, 5.0)
+                   for k, (pre, post) in enumerate(zip(sizes, sizes[1:])))
+    return weights, delays, times
+
+
+def loss(weights, delays, times, method="eventprop", **kw):
+    v, spike_times, _ = eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, method=method, **kw)
+    # a membrane loss on the readout plus a direct loss on the first hidden layer's spike times
+    first = jnp.where(jnp.isfinite(spike_times[0]), spike_times[0], 0.0)
+    return jnp.tanh(v.max(0)).sum() + 0.01 * (v ** 2).sum() + 0.02 * first.sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eventprop_matches_finite_differences(seed):
+    with jax.enable_x64(True):
+        weights, delays, times = problem(seed)
+        _, spike_times, counts = eventprop.network(weights, delays, times, cell=CELL, steps=STEPS)
+        assert all(int(jnp.isfinite(t).sum()) > 0 for t in spike_times[:2])  # both hidden layers spike
+        grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(weights, delays, times)
+        f = jax.jit(loss)
+        rng = np.random.default_rng(seed)
+        eps, checked = 1e-6, 0
+        for which, params in ((0, weights), (1, delays)):
+            for k, p in enumerate(params):
+                for _ in range(4):
+                    idx = tuple(int(rng.integers(s)) for s in p.shape)
+                    e = jnp.zeros_like(p).at[idx].set(eps)
+                    bump = lambda sign: tuple(x + sign * e if j == k else x for j, x in enumerate(params))  # noqa: E731
+                    args = ([bump(1), delays], [bump(-1), delays]) if which == 0 else ([weights, bump(1)],
+                                                                                       [weights, bump(-1)])
+                    fd = (f(*args[0], times) - f(*args[1], times)) / (2 * eps)
+                    np.testing.assert_allclose(grads[which][k][idx], fd, rtol=1e-5, atol=1e-7)
+                    checked += abs(float(fd)) > 1e-4
+        for idx in [(0, 0), (1, 1), (3, 0)]:
+            e = jnp.zeros_like(times).at[idx].set(eps)
+            fd = (f(weights, delays, times + e) - f(weights, delays, times - e)) / (2 * eps)
+            np.testing.assert_allclose(grads[2][idx], fd, rtol=1e-5, atol=1e-7)
+        assert checked >= 8  # most of the sampled gradients are far from zero
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_eventprop_equals_autodiff_through_the_exact_simulation(seed):
+    with jax.enable_x64(True):
+        weights, delays, times = problem(seed, sizes=(5, 8, 7, 6, 3))  # three hidden layers
+        ep = jax.grad(loss, argnums=(0, 1, 2))(weights, delays, times, "eventprop")
+        ad = jax.grad(loss, argnums=(0, 1, 2))(weights, delays, times, "exact")
+        for a, b in zip(jax.tree_util.tree_leaves(ep), jax.tree_util.tree_leaves(ad)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        assert float(jnp.abs(ep[1][0]).max()) > 1e-3  # the lowest layer's delays get gradients
+
+
+def test_surrogate_gradients_share_the_loss_and_tend_to_eventprop_as_the_surrogate_narrows():
+    """Same forward simulation, so the same loss. The surrogate adds what EventProp leaves out: a
+    derivative of each threshold crossing's presence (in the reset and in the spikes it sends), nonzero
+    wherever the membrane is near threshold; it vanishes as the surrogate narrows to a step."""
+    with jax.enable_x64(True):
+        weights, delays, times = problem(0)
+        exact = jax.grad(loss)(weights, delays, times)
+        gaps = []
+        for slope in (1.0, 10.0, 100.0, 10_000.0):
+            fn = neurons.fast_sigmoid(slope)
+            assert float(loss(weights, delays, times, "surrogate", surrogate_fn=fn)) == pytest.approx(
+                float(loss(weights, delays, times)), rel=1e-12)
+            grad = jax.grad(loss)(weights, delays, times, "surrogate", surrogate_fn=fn)
+            gaps.append(max(float(jnp.abs(a - b).max()) for a, b in zip(grad, exact)))
+        assert gaps[0] > 0.1 * max(float(jnp.abs(g).max()) for g in exact)  # a wide surrogate differs a lot
+        assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 1e-3 * gaps[0]
+
+
+def test_pinned_and_overflowing_spikes_are_counted_and_bad_input_named():
+    with jax.enable_x64(True):
+        weights, delays, times = (jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), p) for p in problem(0))
+    strong = (weights[0] * 6.0, *weights[1:])  # drives neurons to fire more often than once per step
+    _, spike_times, counts = eventprop.network(strong, delays, times, cell=CELL, steps=STEPS)
+    assert int(counts[0]["overflow"]) > 0 and int(counts[0]["pinned"]) > 0
+    assert spike_times[0].shape == (6, CELL.max_spikes)
+    with pytest.raises(ValueError, match="unknown method 'bptt'"):
+        eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, method="bptt")
+    with pytest.raises(ValueError, match=r"layer 1 has weight \(5, 6\) and delays \(5, 5\)"):
+        eventprop.network(weights, (delays[0], delays[1][:5, :], delays[2]), times, cell=CELL, steps=STEPS)
+    with pytest.raises(ValueError, match="needs surrogate_fn"):
+        eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, method="surrogate")
+    with pytest.raises(ValueError, match="max_spikes >= 1"):
+        eventprop.LIFCell(max_spikes=0)
+
+
+def test_input_times_from_a_raster():
+    spikes = jnp.array([[0, 1], [1, 0], [1, 1], [0, 1]], jnp.uint8)
+    exact = jnp.array([[0, -0.5], [0.25, 0], [1.5, 1.75], [0, 2.5]], jnp.float32)
+    times, left_out = eventprop.input_times(spikes, exact, slots=2)
+    np.testing.assert_array_equal(times, [[0.25, 1.5], [-0.5, 1.75]])
+    np.testing.assert_array_equal(left_out, [0, 1])  # channel 1 has a third spike: counted, not hidden
+    times, _ = eventprop.input_times(spikes, None, slots=3)
+    np.testing.assert_array_equal(times, [[1.0, 2.0, np.inf], [0.0, 2.0, 3.0]])

@@ -1,0 +1,309 @@
+"""EventProp: exact event-based gradients for weights, delays and input spike times.
+
+The network is a stack of current-based LIF layers (time in steps, as in `zoo.neurons`)
+
+    dV/dt = -V / tau_mem + I,    dI/dt = -I / tau_syn,    I += w_ji  when a spike of i arrives at t_k + d_ji,
+
+with a spike when ``V`` reaches the threshold ``theta`` (found within the step by bisection of the exact
+solution) and ``V -> 0`` at that time. Each layer receives the spike times of the layer below, so its
+arrivals ``t_k + d_ji`` are known in advance: one broadcast add, exact for any delay >= 0.
+
+The gradient is the adjoint method of Wunderlich & Pehle (2021), extended to delays as in Mészáros,
+Knight & Nowotny (2025). With ``lambda_V = dL/dV(t)`` and ``lambda_I = dL/dI(t)`` (the sensitivity of the
+loss to the state at time ``t``), the backward pass integrates, from the last step to the first,
+
+    d lambda_V / dt = lambda_V / tau_mem,    d lambda_I / dt = lambda_I / tau_syn - lambda_V
+
+(exactly: the same kernels as the forward pass, run backwards), adds ``dL/dV(n)`` at every step the loss
+reads, and at every spike time ``t*`` of a neuron, with ``V'- = I(t*) - theta / tau_mem`` and ``V'+ = I(t*)``
+the slopes before and after the reset, jumps
+
+    lambda_V(t*-) = (V'+ lambda_V(t*+) - dL/dt*) / V'-,
+
+where ``dL/dt*`` is what the layer above (and the loss) sends back for that spike. Every arrival
+``a = t_k + d_ji`` then yields
+
+    dL/dw_ji += lambda_I,j(a),    dL/dd_ji += w_ji (lambda_I,j(a) / tau_syn - lambda_V,j(a)),
+
+and the same ``w_ji (lambda_I,j / tau_syn - lambda_V,j)(a)``, summed over the targets ``j``, is ``dL/dt_k``
+of the presynaptic spike: the message for the layer below. The backward pass runs layer by layer,
+from the top, so every spike's message is complete before its own layer is integrated. What it keeps
+from the forward pass is the spike times and the synaptic current at each spike: memory O(spikes),
+not O(steps x neurons) as in backpropagation through time.
+
+`network` is that forward pass with three gradients: ``"eventprop"`` (the adjoint above, a
+`jax.custom_vjp`), ``"exact"`` (JAX autodiff through the same simulation, with spike times
+differentiated implicitly, ``dt* = -dV(t*) / V'-``; the same numbers at O(steps) memory) and
+``"surrogate"`` (autodiff where each spike's presence also carries a surrogate derivative of the
+threshold crossing, as in BPTT with surrogate gradients).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from . import neurons
+
+METHODS = ("eventprop", "exact", "surrogate")
+
+
+@dataclass(frozen=True)
+class LIFCell:
+    """Time constants (steps) and threshold of every layer; ``max_spikes`` slots per neuron record spikes
+    (more in one run are counted as ``overflow`` and do not reach the next layer)."""
+
+    tau_syn: float = 2.0
+    tau_mem: float = 4.0
+    threshold: float = 1.0
+    max_spikes: int = 4
+
+    def __post_init__(self):
+        neurons.membrane_kernel(self.tau_syn, self.tau_mem)  # validates the time constants
+        if self.threshold <= 0 or self.max_spikes < 1:
+            raise ValueError(f"LIFCell: need threshold > 0 and max_spikes >= 1, got {self}")
+
+    def kernel(self, h):
+        return neurons.membrane_kernel(self.tau_syn, self.tau_mem)(h)
+
+    def decay_mem(self, h):
+        return jnp.exp(-h / self.tau_mem)
+
+    def decay_syn(self, h):
+        return jnp.exp(-h / self.tau_syn)
+
+
+def _in_step(arrive, n):
+    """Arrivals in step ``n``, i.e. in ``(n-1, n]``, and their times with the others replaced by ``n``."""
+    here = (arrive > n - 1) & (arrive <= n)
+    return here, jnp.where(here, arrive, n)
+
+
+def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: int, spiking: bool, spike_fn):
+    """One layer over steps ``n = 0 .. steps-1`` (step ``n`` covers ``(n-1, n]``). ``times_in`` (pre, S_in): presynaptic spike times, ``inf`` in empty
+    slots; ``presence_in`` the same shape, 1.0 where a spike is (carrying a surrogate derivative, or none).
+    Returns the layer's spike times, currents at those spikes and presences (post, S), its overflow
+    count (post,), and the membrane after each step (steps, post)."""
+    post, slots = weight.shape[0], cell.max_spikes
+    arrive = times_in[:, :, None] + delays[:, None, :]  # (pre, S_in, post)
+    w = weight.T[:, None, :] * presence_in[:, :, None]
+    dtype = weight.dtype
+
+    def step(carry, n):
+        v, i, count, t_out, i_out, p_out, k_out, overflow = carry
+        n = n.astype(dtype)
+        here, a = _in_step(arrive, n)
+        wa = jnp.where(here, w, 0.0)
+
+        def membrane(t):  # V(t), t in [n-1, n] per neuron, no reset within the step
+            h = t - (n - 1)
+            on = here & (a <= t)
+            return (cell.decay_mem(h) * v + cell.kernel(h) * i
+                    + jnp.where(on, wa * cell.kernel(jnp.where(on, t - a, 0.0)), 0.0).sum((0, 1)))
+
+        v_end = membrane(jnp.full(post, n))
+        i_end = cell.decay_syn(1.0) * i + (wa * cell.decay_syn(n - a)).sum((0, 1))
+        if not spiking:
+            return (v_end, i_end, count, t_out, i_out, p_out, k_out, overflow), v_end
+        fire = jax.lax.stop_gradient(v_end) >= cell.threshold
+        # at or above threshold already when the step starts: the neuron should have fired again in
+        # the last step (one spike per step is the resolution); the spike is pinned to the step's start,
+        # where it depends on no parameter (and is counted, so a finer step can be chosen)
+        pinned = fire & (jax.lax.stop_gradient(v) >= cell.threshold)
+
+        def halve(_, bounds):  # invariant: V(lo) < theta <= V(hi)
+            lo, hi = bounds
+            mid = (lo + hi) / 2
+            above = jax.lax.stop_gradient(membrane(mid)) >= cell.threshold
+            return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
+
+        # one halving per mantissa bit: the crossing time to the dtype's resolution (a coarser one would
+        # make the loss a staircase in the parameters)
+        _, t_hit = jax.lax.fori_loop(0, jnp.finfo(dtype).nmant + 1, halve, (jnp.full(post, n - 1), jnp.full(post, n)))
+        t_hit = jax.lax.stop_gradient(jnp.where(fire, jnp.where(pinned, jnp.nextafter(n - 1, n), t_hit), n))
+
+        def current(t):
+            on = here & (a <= t)
+            return cell.decay_syn(t - (n - 1)) * i + jnp.where(on, wa * cell.decay_syn(jnp.where(on, t - a, 0.0)),
+                                                               0.0).sum((0, 1))
+
+        i_hit = current(t_hit)
+        # implicit derivative of the crossing time: dt* = -dV(t*) / V'-  (value unchanged)
+        slope = jax.lax.stop_gradient(i_hit - cell.threshold / cell.tau_mem)
+        residual = membrane(t_hit)
+        t_spike = t_hit - jnp.where(fire & ~pinned, residual - jax.lax.stop_gradient(residual), 0.0) / jnp.where(
+            fire & ~pinned, slope, 1.0)
+        i_spike = current(t_spike)
+        later = here & (a > t_hit)
+        v_reset = cell.kernel(n - t_spike) * i_spike + jnp.where(
+            later, wa * cell.kernel(jnp.where(later, n - a, 0.0)), 0.0).sum((0, 1))
+        # 1.0 where fire, else 0.0; with a surrogate, its derivative reaches the reset of every step and
+        # the presence of every recorded spike (a spike that did not happen has no time to send)
+        presence = spike_fn(v_end - cell.threshold)
+        v = presence * v_reset + (1 - presence) * v_end
+        slot = (jnp.arange(slots)[None, :] == count[:, None]) & fire[:, None]
+        t_out = jnp.where(slot, t_spike[:, None], t_out)
+        i_out = jnp.where(slot, i_spike[:, None], i_out)
+        p_out = jnp.where(slot, presence[:, None], p_out)
+        k_out = k_out | (slot & pinned[:, None])
+        overflow = overflow + (fire & (count >= slots))
+        return (v, i_end, count + fire, t_out, i_out, p_out, k_out, overflow), v
+
+    zeros = jnp.zeros(post, dtype)
+    init = (zeros, zeros, jnp.zeros(post, jnp.int32), jnp.full((post, slots), jnp.inf, dtype),
+            jnp.zeros((post, slots), dtype), jnp.zeros((post, slots), dtype), jnp.zeros((post, slots), bool),
+            jnp.zeros(post, jnp.int32))
+    (_, _, _, t_out, i_out, p_out, k_out, overflow), v_trace = jax.lax.scan(step, init, jnp.arange(steps))
+    return t_out, i_out, p_out, k_out, overflow, v_trace
+
+
+def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out, cot_t_out, cot_v, steps: int):
+    """The adjoint of one layer: ``(dL/dweight, dL/ddelays, dL/dtimes_in)`` given ``dL/dt_out`` (post, S)
+    and ``dL/dV(n)`` (steps, post). See the module docstring for the equations; a pinned spike
+    (``k_out``) depends on nothing and resets the membrane whatever it was, so ``lambda_V(t*-) = 0``."""
+    arrive = times_in[:, :, None] + delays[:, None, :]  # (pre, S_in, post)
+    w = weight.T[:, None, :]
+
+    def step(carry, xs):
+        lam_v, lam_i, d_weight, d_delays, d_times = carry  # lambda at time n, before the loss read at n
+        n, source = xs
+        n = n.astype(weight.dtype)
+        lam_v = lam_v + source
+        mine = (t_out > n - 1) & (t_out <= n)  # this neuron's spike in the step (at most one)
+        fired = mine.any(1)
+        t_star = jnp.where(fired, jnp.where(mine, t_out, 0.0).sum(1), n)
+        i_star = jnp.where(mine, i_out, 0.0).sum(1)
+        message = jnp.where(mine, cot_t_out, 0.0).sum(1)
+        h = n - t_star
+        lv_after = cell.decay_mem(h) * lam_v  # at t*+
+        li_after = cell.decay_syn(h) * lam_i + cell.kernel(h) * lam_v
+        slope_before = jnp.where(fired, i_star - cell.threshold / cell.tau_mem, 1.0)
+        pinned = jnp.where(mine, k_out, False).any(1)
+        lv_before = jnp.where(fired, jnp.where(pinned, 0.0, (i_star * lv_after - message) / slope_before),
+                              lv_after)  # at t*-
+        # arrivals after the spike (or in a step without one) see lambda(n); the others lambda(t*-)
+        here, a = _in_step(arrive, n)
+        after = (a > t_star) | ~fired
+        ref_t = jnp.where(after, n, t_star)
+        ref_v = jnp.where(after, lam_v, lv_before)
+        ref_i = jnp.where(after, lam_i, li_after)
+        g = jnp.where(here, ref_t - a, 0.0)
+        at_v = cell.decay_mem(g) * ref_v
+        at_i = cell.decay_syn(g) * ref_i + cell.kernel(g) * ref_v
+        d_weight = d_weight + jnp.where(here, at_i, 0.0).sum(1).T
+        term = jnp.where(here, w * (at_i / cell.tau_syn - at_v), 0.0)
+        d_delays = d_delays + term.sum(1)
+        d_times = d_times + term.sum(2)
+        back = t_star - (n - 1)
+        lam_v_start = cell.decay_mem(back) * lv_before  # lambda at n-1
+        lam_i_start = cell.decay_syn(back) * li_after + cell.kernel(back) * lv_before
+        return (lam_v_start, lam_i_start, d_weight, d_delays, d_times), None
+
+    post = weight.shape[0]
+    zeros = jnp.zeros(post, weight.dtype)
+    init = (zeros, zeros, jnp.zeros_like(weight), jnp.zeros_like(delays), jnp.zeros_like(times_in))
+    xs = (jnp.arange(steps - 1, -1, -1), cot_v[::-1])
+    (_, _, d_weight, d_delays, d_times), _ = jax.lax.scan(step, init, xs)
+    return d_weight, d_delays, jnp.where(jnp.isfinite(times_in), d_times, 0.0)
+
+
+def _forward(cell, steps, spiking_out, spike_fn, weights, delays, times_in):
+    times, presence = times_in, jnp.isfinite(times_in).astype(times_in.dtype)
+    layer_times, currents, pins, counts = [times_in], [], [], []
+    for k, (weight, delay) in enumerate(zip(weights, delays)):
+        spiking = k < len(weights) - 1 or spiking_out
+        times, i_out, presence, pinned, overflow, v_trace = _layer_forward(cell, weight, delay, times, presence,
+                                                                           steps, spiking, spike_fn)
+        layer_times.append(times)
+        currents.append(i_out)
+        pins.append(pinned)
+        counts.append({"overflow": overflow.sum(), "pinned": pinned.sum()})
+    return v_trace, tuple(layer_times[1:]), tuple(counts), (tuple(layer_times), tuple(currents), tuple(pins))
+
+
+def _heaviside_no_grad(x):
+    return jax.lax.stop_gradient((x >= 0).astype(x.dtype))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _eventprop(cell, steps, spiking_out, weights, delays, times_in):
+    v_trace, times, overflows, _ = _forward(cell, steps, spiking_out, _heaviside_no_grad, weights, delays, times_in)
+    return v_trace, times, overflows
+
+
+def _eventprop_fwd(cell, steps, spiking_out, weights, delays, times_in):
+    v_trace, times, overflows, (layer_times, currents, pins) = _forward(cell, steps, spiking_out, _heaviside_no_grad,
+                                                                  weights, delays, times_in)
+    # residuals: the parameters, and per layer the spike times and the currents at them: O(spikes)
+    return (v_trace, times, overflows), (weights, delays, layer_times, currents, pins)
+
+
+def _eventprop_bwd(cell, steps, spiking_out, residuals, cotangents):
+    weights, delays, layer_times, currents, pins = residuals
+    cot_v, cot_times, _ = cotangents
+    d_weights, d_delays = [None] * len(weights), [None] * len(weights)
+    message = None  # dL/d(spike times) of the layer being integrated, from the layer above
+    for k in reversed(range(len(weights))):
+        last = k == len(weights) - 1
+        out_cot = cot_times[k] if message is None else cot_times[k] + message
+        out_cot = jnp.where(jnp.isfinite(layer_times[k + 1]), out_cot, 0.0)
+        v_cot = cot_v if last else jnp.zeros((steps, weights[k].shape[0]), weights[k].dtype)
+        d_weights[k], d_delays[k], message = _layer_backward(cell, weights[k], delays[k], layer_times[k],
+                                                             layer_times[k + 1], currents[k], pins[k], out_cot, v_cot,
+                                                             steps)
+    return tuple(d_weights), tuple(d_delays), message
+
+
+_eventprop.defvjp(_eventprop_fwd, _eventprop_bwd)
+
+
+def network(weights: tuple[Float[Array, "post pre"], ...], delays: tuple[Float[Array, "pre post"], ...],
+            times_in: Float[Array, "channels slots"], *, cell: LIFCell, steps: int, method: str = "eventprop",
+            spiking_out: bool = False, surrogate_fn=None):
+    """Simulate the layers ``weights[k]`` (with ``delays[k]``) for ``steps`` steps from input spike times.
+
+    Returns ``(v_trace, spike_times, counts)``: the last layer's membrane after each step
+    (steps, post), every layer's spike times (post, max_spikes; ``inf`` in empty slots; the last layer
+    spikes only with ``spiking_out``) and per layer ``{"overflow": spikes that found no slot (they do
+    not reach the next layer), "pinned": spikes pinned to a step's start (see `_layer_forward`)}``. ``method`` picks the
+    gradient (see the module docstring); ``surrogate_fn`` is the spike function for ``"surrogate"``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"network: unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if len(weights) != len(delays) or not weights:
+        raise ValueError(f"network: need one delay matrix per weight matrix, got {len(weights)} and {len(delays)}")
+    for k, (w, d) in enumerate(zip(weights, delays)):
+        pre = times_in.shape[0] if k == 0 else weights[k - 1].shape[0]
+        if w.shape != (w.shape[0], pre) or d.shape != (pre, w.shape[0]):
+            raise ValueError(f"network: layer {k} has weight {w.shape} and delays {d.shape}; with {pre} inputs "
+                             f"they must be (post, {pre}) and ({pre}, post)")
+    if method == "eventprop":
+        return _eventprop(cell, steps, spiking_out, tuple(weights), tuple(delays), times_in)
+    if method == "surrogate" and surrogate_fn is None:
+        raise ValueError("network: method='surrogate' needs surrogate_fn (e.g. zoo.neurons.fast_sigmoid(5.0))")
+    spike_fn = surrogate_fn if method == "surrogate" else _heaviside_no_grad
+    v_trace, times, overflows, _ = _forward(cell, steps, spiking_out, spike_fn, tuple(weights), tuple(delays),
+                                            times_in)
+    return v_trace, times, overflows
+
+
+def input_times(spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None,
+                slots: int) -> tuple[Float[Array, "channels slots"], Array]:
+    """Spike times per channel from a raster (``times`` exact, or the step times ``n``), earliest first,
+    ``inf`` in empty slots; and the count of spikes beyond ``slots`` per channel (they are left out)."""
+    steps = spikes.shape[0]
+    at = jnp.arange(steps, dtype=jnp.float32)[:, None] if times is None else times  # row n: time n
+    fired = spikes > 0
+    order = jnp.argsort(~fired, axis=0, stable=True)[:slots]  # the steps with spikes first, in time order
+    picked = jnp.take_along_axis(jnp.broadcast_to(at, spikes.shape), order, 0)
+    valid = jnp.take_along_axis(fired, order, 0)
+    return jnp.where(valid, picked, jnp.inf).T, jnp.maximum(fired.sum(0) - slots, 0)
+
+
+def default_scale(pre: int) -> float:
+    return 1.0 / math.sqrt(pre)
