@@ -14,7 +14,8 @@ import numpy as np
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from train import frame_argument
+import queues
+from train import build_model
 from zoo.models import swap_queues
 
 
@@ -27,9 +28,7 @@ def load_run(run_dir: str):
             raise FileNotFoundError(f"evaluate: {path} not found; `run=` must be a directory written by train.py")
     cfg = OmegaConf.load(config_path)
     data = instantiate(cfg.dataset).load()
-    build = instantiate(cfg.model, _partial_=True)
-    skeleton = build(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
-                     key=jax.random.PRNGKey(cfg.seed), **frame_argument(build, data))
+    skeleton = build_model(cfg, data, cfg.seed)
     return eqx.tree_deserialise_leaves(weights_path, skeleton), cfg
 
 
@@ -55,11 +54,18 @@ def accuracy(model, data) -> float:
 
 
 def benchmark(model, data, queue_names, batch_size: int, repeats: int) -> list[dict]:
-    """Per queue kind: accuracy, batch-1 latency p50/p95, throughput at ``batch_size``, dropped spikes."""
+    """Per queue kind: accuracy, batch-1 latency p50/p95, throughput at ``batch_size``, dropped spikes.
+    A model without queues (`ExactLIFNetwork`) gets one row, ``queue: "none"``."""
+    is_queue = lambda q: isinstance(q, queues.SpikeQueue)  # noqa: E731
+    if not any(is_queue(q) for q in jax.tree_util.tree_leaves(model, is_leaf=is_queue)):
+        queue_names = ["none"]
     rows = []
     for name in queue_names:
-        queue_cfg = OmegaConf.load(to_absolute_path(os.path.join("configs", "queue", f"{name}.yaml")))
-        variant = swap_queues(model, lambda max_delay: instantiate(queue_cfg, max_delay=max_delay))
+        if name == "none":
+            variant = model
+        else:
+            queue_cfg = OmegaConf.load(to_absolute_path(os.path.join("configs", "queue", f"{name}.yaml")))
+            variant = swap_queues(model, lambda max_delay: instantiate(queue_cfg, max_delay=max_delay))
         jax.block_until_ready(predict_one(variant, *example(data, 0)))
         latencies = []
         for i in range(repeats):

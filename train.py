@@ -16,13 +16,23 @@ from omegaconf import DictConfig, OmegaConf
 from zoo.checkpoint import Checkpoints
 
 
-def frame_argument(build_model, data) -> dict:
-    """``frame=`` for models of event frames (they take one), from the dataset."""
-    if "frame" not in inspect.signature(build_model.func).parameters:
-        return {}
-    if data.frame is None:
-        raise ValueError(f"model {build_model.func.__name__} needs event frames; this dataset has none")
-    return {"frame": data.frame}
+def build_model(cfg: DictConfig, data, seed: int):
+    """The model of ``cfg.model`` for ``data``, with initial weights drawn from ``seed``.
+
+    Runtime objects go in as Python arguments rather than through OmegaConf: the sizes and the event
+    frame shape (for models that take one) from the dataset, and ``cfg.queue`` for models that deliver
+    through a queue (`ExactLIFNetwork` knows every arrival in advance and takes none).
+    """
+    build = instantiate(cfg.model, _partial_=True)
+    accepts = inspect.signature(build.func).parameters
+    extra = {}
+    if "frame" in accepts:
+        if data.frame is None:
+            raise ValueError(f"model {build.func.__name__} needs event frames; this dataset has none")
+        extra["frame"] = data.frame
+    if "queue" in accepts:
+        extra["queue"] = instantiate(cfg.queue)
+    return build(channels=data.channels, classes=data.classes, key=jax.random.PRNGKey(seed), **extra)
 
 
 def init_weights_path(init_from: str) -> str:
@@ -56,10 +66,7 @@ def main(cfg: DictConfig) -> float:
         print(f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {jax.process_count()} process(es)",
               flush=True)
     data = instantiate(cfg.dataset).load()
-    # partial: runtime objects (queue, key) go in as Python arguments, not through OmegaConf
-    build_model = instantiate(cfg.model, _partial_=True)
-    model = build_model(channels=data.channels, classes=data.classes, queue=instantiate(cfg.queue),
-                        key=jax.random.PRNGKey(cfg.seed), **frame_argument(build_model, data))
+    model = build_model(cfg, data, cfg.seed)
     out_dir = HydraConfig.get().runtime.output_dir
     if cfg.init_from:
         model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from train import frame_argument  # noqa: E402
+from train import build_model  # noqa: E402
 
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
 
@@ -38,9 +38,7 @@ def compose_recipe(overrides: list[str]):
 
 
 def run_fold(cfg, train, test, seed: int) -> dict:
-    build_model = instantiate(cfg.model, _partial_=True)
-    model = build_model(channels=train.channels, classes=train.classes, queue=instantiate(cfg.queue),
-                        key=jax.random.PRNGKey(seed), **frame_argument(build_model, train))
+    model = build_model(cfg, train, seed)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
     model, metrics = trainer.fit(model, train, seed=seed, log=lambda _: None)

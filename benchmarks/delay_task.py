@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -20,6 +21,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from train import build_model  # noqa: E402
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
 
 
@@ -27,8 +30,7 @@ def run(overrides: list[str], test_examples: int, seed: int) -> dict:
     with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides + [f"seed={seed}", f"dataset.seed={seed}"])
     data = instantiate(cfg.dataset).load()
-    model = instantiate(cfg.model, _partial_=True)(channels=data.channels, classes=data.classes,
-                                                    queue=instantiate(cfg.queue), key=jax.random.PRNGKey(seed))
+    model = build_model(cfg, data, seed)
     start = time.perf_counter()
     model, metrics = instantiate(cfg.trainer).fit(model, data, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start

@@ -114,3 +114,51 @@ def test_input_times_from_a_raster():
     np.testing.assert_array_equal(left_out, [0, 1])  # channel 1 has a third spike: counted, not hidden
     times, _ = eventprop.input_times(spikes, None, slots=3)
     np.testing.assert_array_equal(times, [[1.0, 2.0, np.inf], [0.0, 2.0, 3.0]])
+
+
+def test_lif_network_trains_with_eventprop_and_bounds_its_delays():
+    import equinox as eqx
+    from zoo.data import YinYang
+    from zoo.models import DelayedFeedForward, ExactLIFNetwork, label_delays, project_delays
+    from zoo.trainer import EventPropTrainer, SurrogateTrainer
+
+    data = YinYang(examples=480, seed=1).load()
+    net = ExactLIFNetwork(5, [16, 8], 3, key=jax.random.PRNGKey(0), max_delay=4.0, weight_scale=2.0)
+    labels = label_delays(eqx.filter(net, eqx.is_array))
+    assert labels.delays == ("delays", "delays", "delays") and labels.weights == ("weights",) * 3
+    stretched = eqx.tree_at(lambda m: m.delays, net, tuple(d + 10.0 for d in net.delays))
+    assert all(float(d.max()) == 4.0 for d in project_delays(stretched).delays)
+
+    assert EventPropTrainer().prepare(net).gradient == "eventprop"
+    assert SurrogateTrainer().prepare(net.with_gradient("exact")).gradient == "surrogate"
+    trained, metrics = EventPropTrainer(epochs=4, batch_size=32).fit(net, data, log=lambda _: None)
+    assert trained.gradient == "eventprop" and metrics["val_accuracy"] > 0.6  # chance: 1/3
+    assert any(float(jnp.abs(a - b).max()) > 1e-3 for a, b in zip(trained.delays, net.delays))  # delays learned
+    logits, stats = trained(jnp.asarray(data.spikes[0]), jnp.asarray(data.times[0]))
+    assert logits.shape == (3,) and int(stats["spikes"]) > 0
+
+    ffn = DelayedFeedForward(5, 4, 3, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="DelayedFeedForward has no eventprop gradient; use a model simulated with"):
+        EventPropTrainer(epochs=1, batch_size=32).fit(ffn, data, log=lambda _: None)
+    with pytest.raises(ValueError, match="unknown readout 'spike_count'"):
+        ExactLIFNetwork(5, 4, 3, key=jax.random.PRNGKey(0), readout="spike_count")
+
+
+def test_train_and_evaluate_with_eventprop(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "train.py", "model=lif_network", "trainer=eventprop", "dataset=yinyang",
+                    "dataset.examples=300", "trainer.epochs=2", "trainer.batch_size=30", "max_delay=4",
+                    f"hydra.run.dir={run}"], cwd=root, check=True, capture_output=True, text=True, timeout=600)
+    assert json.loads((run / "metrics.json").read_text())["history"][-1]["epoch"] == 2
+    out = tmp_path / "eval.json"
+    subprocess.run([sys.executable, "evaluate.py", f"run={run}", "test_examples=90", "benchmark=true", "repeats=3",
+                    f"out={out}"], cwd=root, check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["num_samples"] == 90 and 0 <= result["accuracy"] <= 1
+    assert [r["queue"] for r in result["benchmark"]] == ["none"]  # no queue to swap: one row, not fake ones

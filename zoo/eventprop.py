@@ -40,7 +40,6 @@ threshold crossing, as in BPTT with surrogate gradients).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -303,7 +302,3 @@ def input_times(spikes: Float[Array, "steps channels"], times: Float[Array, "ste
     picked = jnp.take_along_axis(jnp.broadcast_to(at, spikes.shape), order, 0)
     valid = jnp.take_along_axis(fired, order, 0)
     return jnp.where(valid, picked, jnp.inf).T, jnp.maximum(fired.sum(0) - slots, 0)
-
-
-def default_scale(pre: int) -> float:
-    return 1.0 / math.sqrt(pre)

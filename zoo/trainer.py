@@ -1,4 +1,4 @@
-"""Surrogate-gradient training (BPTT through the queues) with optax."""
+"""Training loops: surrogate-gradient BPTT through the queues, and EventProp, with optax."""
 
 from __future__ import annotations
 
@@ -37,8 +37,19 @@ class SurrogateTrainer:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in (0, 1), got {self.val_fraction}")
 
+    gradient = "surrogate"  # how models with a choice (`ExactLIFNetwork.with_gradient`) are differentiated
+
     def optimizer(self, model) -> optax.GradientTransformation:
         return self.optim.build(model)
+
+    def prepare(self, model):
+        """``model`` set to this trainer's gradient method, if it offers a choice."""
+        if hasattr(model, "with_gradient"):
+            return model.with_gradient(self.gradient)
+        if self.gradient != "surrogate":
+            raise ValueError(f"{type(self).__name__}: {type(model).__name__} has no {self.gradient} gradient; use a "
+                             "model simulated with exact spike times (model=lif_network)")
+        return model
 
     def fit(self, model, data: SpikeDataset, seed: int = 0, log=print, checkpoints: Checkpoints | None = None,
             resume: bool = False, logger=None, progress: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -49,6 +60,7 @@ class SurrogateTrainer:
         machine, ends with exactly the parameters of an uninterrupted run. A non-finite loss stops the
         run before anything is saved, so the last good checkpoint stays intact.
         """
+        model = self.prepare(model)
         val, train = data.split(self.val_fraction, seed)
         opt = self.optimizer(model)
         opt_state = opt.init(eqx.filter(model, eqx.is_array))
@@ -182,6 +194,14 @@ class SurrogateTrainer:
             return jax.tree_util.tree_map(lambda x: global_array(x, replicated) if eqx.is_array(x) else x, tree)
 
         return place(by_batch), place(val_sharding), place_tree
+
+
+@dataclass(frozen=True)
+class EventPropTrainer(SurrogateTrainer):
+    """The same training loop with exact EventProp gradients (`zoo.eventprop`): weights, delays and
+    spike times differentiated through the adjoint system, memory O(spikes) instead of O(steps)."""
+
+    gradient = "eventprop"
 
 
 def all_delays(model) -> np.ndarray:

@@ -4,7 +4,9 @@ from .common import READOUTS
 from .delayed_conv import DelayedConv
 from .delayed_ffn import DelayedFeedForward
 from .delayed_rnn import DelayedRecurrent
+from .lif_network import ExactLIFNetwork
 from .synapses import DelayedSynapses, label_delays, project_delays, swap_queues
 
-__all__ = ["DelayedConv", "DelayedFeedForward", "DelayedRecurrent", "DelayedSynapses", "READOUTS", "label_delays",
+__all__ = ["DelayedConv", "DelayedFeedForward", "DelayedRecurrent", "DelayedSynapses", "ExactLIFNetwork",
+           "READOUTS", "label_delays",
            "project_delays", "swap_queues"]

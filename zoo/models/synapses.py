@@ -64,15 +64,18 @@ class DelayedSynapses(eqx.Module):
 def label_delays(params) -> object:
     """Optimiser labels: ``"delays"`` for every leaf whose field name ends in ``delays`` (synaptic
     `DelayedSynapses.delays`, axonal ``map_delays``), ``"weights"`` otherwise."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: "delays" if path and str(getattr(path[-1], "name", "")).endswith("delays") else "weights",
-        params)
+    def label(path, _):
+        names = [key.name for key in path if isinstance(key, jax.tree_util.GetAttrKey)]  # skips tuple indices
+        return "delays" if names and names[-1].endswith("delays") else "weights"
+
+    return jax.tree_util.tree_map_with_path(label, params)
 
 
 def project_delays(model):
-    """``model`` with every synapse layer's delays clipped into its queue's ``[0, max_delay]``."""
-    return jax.tree_util.tree_map(lambda m: m.clipped() if isinstance(m, DelayedSynapses) else m, model,
-                                  is_leaf=lambda m: isinstance(m, DelayedSynapses))
+    """``model`` with the delays of every module that bounds them (a ``clipped()`` method: synapse
+    layers, `ExactLIFNetwork`) projected into their ``[0, max_delay]``."""
+    bounded = lambda m: isinstance(m, eqx.Module) and hasattr(m, "clipped")  # noqa: E731
+    return jax.tree_util.tree_map(lambda m: m.clipped() if bounded(m) else m, model, is_leaf=bounded)
 
 
 def swap_queues(model, make_queue):

@@ -1,0 +1,100 @@
+"""Feed-forward delayed LIF network with exact spike times: trainable by EventProp or surrogate gradients."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .. import eventprop, neurons
+from .common import check_sizes
+
+LIF_READOUTS = ("max_membrane", "sum_membrane", "first_spike")
+
+
+class ExactLIFNetwork(eqx.Module):
+    """Input spikes -> hidden LIF layers -> readout layer, every synapse with a weight and a learnable
+    delay in ``[0, max_delay]``, simulated with exact spike times (`zoo.eventprop.network`).
+
+    ``gradient`` picks how it is differentiated: ``"eventprop"`` (exact adjoint, memory O(spikes)),
+    ``"exact"`` (autodiff through the same simulation) or ``"surrogate"`` (autodiff with ``surrogate``
+    derivatives of the threshold crossings); the trainers set it (``trainer=eventprop`` or
+    ``trainer=surrogate``). ``readout``: the maximum or the time average of a non-spiking readout
+    layer's membrane, or minus the first spike time of a spiking readout layer (``steps`` if silent).
+    """
+
+    weights: tuple[Float[Array, "post pre"], ...]
+    delays: tuple[Float[Array, "pre post"], ...]
+    gradient: str  # a (non-array) leaf, so a trainer can swap it with eqx.tree_at
+    cell: eventprop.LIFCell = eqx.field(static=True)
+    max_delay: float = eqx.field(static=True)
+    readout: str = eqx.field(static=True)
+    surrogate: str = eqx.field(static=True)
+    surrogate_slope: float = eqx.field(static=True)
+    input_slots: int = eqx.field(static=True)
+
+    def __init__(self, channels: int, hidden: int | list[int], classes: int, *, key: PRNGKeyArray,
+                 max_delay: float = 8.0, tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
+                 max_spikes: int = 4, input_slots: int = 1, readout: str = "max_membrane",
+                 gradient: str = "eventprop", surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
+                 init_delay: float | None = None, weight_scale: float = 3.0, weight_mean: float = 0.5):
+        sizes = [hidden] if isinstance(hidden, int) else list(hidden)
+        check_sizes("ExactLIFNetwork", channels=channels, classes=classes, input_slots=input_slots,
+                    **{f"hidden[{k}]": h for k, h in enumerate(sizes)})
+        if readout not in LIF_READOUTS:
+            raise ValueError(f"ExactLIFNetwork: unknown readout {readout!r}; choose from {', '.join(LIF_READOUTS)}")
+        if gradient not in eventprop.METHODS:
+            raise ValueError(f"ExactLIFNetwork: unknown gradient {gradient!r}; choose from "
+                             f"{', '.join(eventprop.METHODS)}")
+        if max_delay < 0:
+            raise ValueError(f"ExactLIFNetwork: `max_delay` must be >= 0, got {max_delay}")
+        neurons.surrogate(surrogate, surrogate_slope)  # validates the name
+        self.cell = eventprop.LIFCell(tau_syn, tau_mem, threshold, max_spikes)
+        layers = [channels, *sizes, classes]
+        keys = jax.random.split(key, 2 * len(layers))
+        weights, delays = [], []
+        for k, (pre, post) in enumerate(zip(layers, layers[1:])):
+            # mean > 0: a fresh network spikes (spike-time gradients need spikes); scale ~ 1/sqrt(fan-in)
+            weights.append((jax.random.normal(keys[2 * k], (post, pre)) + weight_mean) * weight_scale / math.sqrt(pre))
+            delays.append(jax.random.uniform(keys[2 * k + 1], (pre, post), maxval=max_delay) if init_delay is None
+                          else jnp.full((pre, post), float(init_delay)))
+        self.weights, self.delays = tuple(weights), tuple(delays)
+        self.gradient, self.max_delay, self.readout = gradient, float(max_delay), readout
+        self.surrogate, self.surrogate_slope, self.input_slots = surrogate, surrogate_slope, input_slots
+
+    def with_gradient(self, method: str) -> "ExactLIFNetwork":
+        if method not in eventprop.METHODS:
+            raise ValueError(f"ExactLIFNetwork: unknown gradient {method!r}; choose from {', '.join(eventprop.METHODS)}")
+        return eqx.tree_at(lambda m: m.gradient, self, method)
+
+    def clipped(self) -> "ExactLIFNetwork":
+        """The same network with its delays projected into ``[0, max_delay]``."""
+        return eqx.tree_at(lambda m: m.delays, self, tuple(jnp.clip(d, 0.0, self.max_delay) for d in self.delays))
+
+    def __call__(self, spikes: Float[Array, "steps channels"],
+                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+        channels = self.weights[0].shape[1]
+        if spikes.ndim != 2 or spikes.shape[1] != channels:
+            raise ValueError(f"ExactLIFNetwork: `spikes` must be (steps, {channels}), got {spikes.shape}")
+        steps = spikes.shape[0]
+        times_in, left_out = eventprop.input_times(spikes, times, self.input_slots)
+        delays = tuple(jnp.clip(d, 0.0, self.max_delay) for d in self.delays)
+        first_spike = self.readout == "first_spike"
+        v, spike_times, counts = eventprop.network(
+            self.weights, delays, times_in.astype(self.weights[0].dtype), cell=self.cell, steps=steps,
+            method=self.gradient, spiking_out=first_spike,
+            surrogate_fn=neurons.surrogate(self.surrogate, self.surrogate_slope))
+        if self.readout == "max_membrane":
+            logits = v.max(0)
+        elif self.readout == "sum_membrane":
+            logits = v.mean(0)
+        else:
+            first = spike_times[-1][:, 0]
+            logits = -jnp.where(jnp.isfinite(first), first, float(steps))
+        stats = {"spikes": sum(jnp.isfinite(t).sum() for t in spike_times[:len(self.weights) - 1]),
+                 "dropped": sum(c["overflow"] for c in counts) + left_out.sum(),
+                 "pinned": sum(c["pinned"] for c in counts)}
+        return logits, stats
