@@ -7,6 +7,7 @@ Usage:
     python benchmarks/report.py --dense-conv benchmarks/delays_vs_dense_conv_cpu.json --readme README.md
     python benchmarks/report.py --spyx benchmarks/lif_layer_vs_spyx_cpu.json --readme README.md
     python benchmarks/report.py --cross-validation benchmarks/nmnist_cv_cpu.json --readme README.md
+    python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
 DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
 SPYX_START, SPYX_END = "<!-- SPYX:START -->", "<!-- SPYX:END -->"
 CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END -->"
+EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 
 
 def _us(row, key):
@@ -153,6 +155,23 @@ def cross_validation_report(results) -> str:
     return "\n".join(lines)
 
 
+def eventprop_report(results) -> str:
+    c = results["config"]
+    lines = [f"Measured by `{results['command']}` ({results['device']}, JAX {results['jax']}): layers "
+             f"{'-'.join(str(n) for n in c['sizes'])}, batch {c['batch']}, {c['input_spikes']} spikes per input, "
+             f"max delay {c['max_delay']:g}; one training step = compiled `jax.grad` w.r.t. every weight and delay; "
+             "memory = XLA's compiled arguments + outputs + temporaries.", "",
+             "| steps | EventProp ms | EventProp MiB | BPTT ms | BPTT MiB | BPTT/EventProp memory | BPTT/EventProp time "
+             "| hidden spikes | dropped |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        ep, bp = r["eventprop"], r["surrogate"]
+        lines.append(f"| {r['steps']} | {ep['ms_per_training_step']:.0f} | {ep['peak_bytes'] / 2**20:.2f} | "
+                     f"{bp['ms_per_training_step']:.0f} | {bp['peak_bytes'] / 2**20:.0f} | "
+                     f"{r['memory_ratio_bptt_over_eventprop']:.0f}x | {r['time_ratio_bptt_over_eventprop']:.2f}x | "
+                     f"{ep['hidden_spikes_per_example']:.0f} | {ep['dropped_spikes']} |")
+    return "\n".join(lines)
+
+
 def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
@@ -170,18 +189,20 @@ def main(argv=None):
     parser.add_argument("--dense-conv", help="a delays_vs_dense_conv.py results file")
     parser.add_argument("--spyx", help="a lif_layer_vs_spyx.py results file")
     parser.add_argument("--cross-validation", help="a cross_validate.py results file")
+    parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
     renderers = [(args.results, report, START, END), (args.delay_task, delay_task_report, DELAY_START, DELAY_END),
                  (args.dense_conv, dense_conv_report, DENSE_START, DENSE_END), (args.spyx, spyx_report, SPYX_START, SPYX_END),
-                 (args.cross_validation, cross_validation_report, CV_START, CV_END)]
+                 (args.cross_validation, cross_validation_report, CV_START, CV_END),
+                 (args.eventprop, eventprop_report, EP_START, EP_END)]
     sections = []
     for path, render, start, end in renderers:
         if path:
             with open(path) as f:
                 sections.append((render(json.load(f)), start, end))
     if not sections:
-        parser.error("give a results file, --delay-task, --dense-conv, --spyx and/or --cross-validation")
+        parser.error("give a results file, --delay-task, --dense-conv, --spyx, --cross-validation and/or --eventprop")
     for text, start, end in sections:
         if args.readme:
             update_readme(args.readme, text, start, end)

@@ -113,3 +113,19 @@ def test_cross_validation_tests_every_example_once(tmp_path):
         assert all(0 <= r["test_accuracy"] <= 1 and r["samples_per_second"] > 0 for r in runs)
     assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0"]
     report.cross_validation_report(results)
+
+
+def test_eventprop_benchmark_small_run(tmp_path):
+    out = tmp_path / "ep.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eventprop_vs_bptt.py"), "--steps", "40,80",
+                    "--inputs", "4", "--hidden", "6", "--classes", "3", "--batch", "2", "--repeats", "1",
+                    "--out", str(out)], check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    for row in results["rows"]:
+        assert row["eventprop"]["loss"] == row["surrogate"]["loss"]  # one forward simulation, two gradients
+        assert row["eventprop"]["grads_finite"] and row["surrogate"]["grads_finite"]
+    small, large = results["rows"]
+    # BPTT keeps per-step residuals, EventProp the spikes: only BPTT's memory grows with the steps
+    assert large["surrogate"]["peak_bytes"] > 1.5 * small["surrogate"]["peak_bytes"]
+    assert large["eventprop"]["peak_bytes"] < 1.2 * small["eventprop"]["peak_bytes"]
+    assert report.eventprop_report(results).count("\n") == 3 + len(results["rows"])
