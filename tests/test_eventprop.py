@@ -162,3 +162,40 @@ def test_train_and_evaluate_with_eventprop(tmp_path):
     result = json.loads(out.read_text())
     assert result["num_samples"] == 90 and 0 <= result["accuracy"] <= 1
     assert [r["queue"] for r in result["benchmark"]] == ["none"]  # no queue to swap: one row, not fake ones
+
+
+def test_recurrent_eventprop_matches_autodiff_and_finite_differences():
+    with jax.enable_x64(True):
+        weights, delays, times = problem(0)
+        keys = jax.random.split(jax.random.PRNGKey(7), 4)
+        h1, h2 = weights[0].shape[0], weights[1].shape[0]
+        recurrent = ((jax.random.normal(keys[0], (h1, h1), jnp.float64) * 0.3,
+                      jax.random.uniform(keys[1], (h1, h1), jnp.float64, 1.0, 6.0)),
+                     (jax.random.normal(keys[2], (h2, h2), jnp.float64) * 0.3,
+                      jax.random.uniform(keys[3], (h2, h2), jnp.float64, 1.0, 6.0)), None)
+
+        def rec_loss(rec, method):
+            v, spike_times, _ = eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, method=method,
+                                                  recurrent=rec)
+            first = jnp.where(jnp.isfinite(spike_times[0]), spike_times[0], 0.0)
+            return jnp.tanh(v.max(0)).sum() + 0.01 * (v ** 2).sum() + 0.02 * first.sum()
+
+        ep = jax.grad(rec_loss)(recurrent, "eventprop")
+        ad = jax.grad(rec_loss)(recurrent, "exact")
+        for a, b in zip(jax.tree_util.tree_leaves(ep), jax.tree_util.tree_leaves(ad)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        f, eps, nonzero = jax.jit(lambda rec: rec_loss(rec, "exact")), 1e-6, 0
+        for layer in (0, 1):
+            for which in (0, 1):  # recurrent weights and recurrent delays
+                grad = np.asarray(ep[layer][which])
+                for idx in [np.unravel_index(np.abs(grad).argmax(), grad.shape), (2, 3)]:
+                    bump = lambda sign: tuple(  # noqa: E731
+                        None if r is None else tuple(x.at[idx].add(sign * eps) if (k, j) == (layer, which) else x
+                                                     for j, x in enumerate(r)) for k, r in enumerate(recurrent))
+                    fd = (f(bump(1)) - f(bump(-1))) / (2 * eps)
+                    np.testing.assert_allclose(grad[idx], fd, rtol=1e-5, atol=1e-7)
+                    nonzero += abs(float(fd)) > 1e-4
+        assert nonzero >= 4
+        with pytest.raises(ValueError, match="recurrent weight and delays must be"):
+            eventprop.network(weights, delays, times, cell=CELL, steps=STEPS,
+                              recurrent=(recurrent[1], recurrent[1], None))

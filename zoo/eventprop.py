@@ -83,30 +83,52 @@ def _in_step(arrive, n):
     return here, jnp.where(here, arrive, n)
 
 
-def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: int, spiking: bool, spike_fn):
-    """One layer over steps ``n = 0 .. steps-1`` (step ``n`` covers ``(n-1, n]``). ``times_in`` (pre, S_in): presynaptic spike times, ``inf`` in empty
-    slots; ``presence_in`` the same shape, 1.0 where a spike is (carrying a surrogate derivative, or none).
-    Returns the layer's spike times, currents at those spikes and presences (post, S), its overflow
-    count (post,), and the membrane after each step (steps, post)."""
+def _arrivals(times, delays):
+    """Arrival times ``(src, S, post)`` of the spikes ``times`` (src, S) through ``delays`` (src, post)."""
+    return times[:, :, None] + delays[:, None, :]
+
+
+def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: int, spiking: bool, spike_fn,
+                   rec_weight=None, rec_delays=None):
+    """One layer over steps ``n = 0 .. steps-1`` (step ``n`` covers ``(n-1, n]``).
+
+    ``times_in`` (pre, S_in): presynaptic spike times, ``inf`` in empty slots; ``presence_in`` the same
+    shape, 1.0 where a spike is (carrying a surrogate derivative, or none). With ``rec_weight``
+    (post, post) and ``rec_delays`` (>= 1 step, so a spike never arrives in its own step), the layer's
+    own recorded spikes come back to it. Returns the layer's spike times, currents at those spikes,
+    presences and pinned flags (post, S), its overflow count (post,), and the membrane after each step
+    (steps, post).
+    """
     post, slots = weight.shape[0], cell.max_spikes
-    arrive = times_in[:, :, None] + delays[:, None, :]  # (pre, S_in, post)
-    w = weight.T[:, None, :] * presence_in[:, :, None]
+    arrive_in = _arrivals(times_in, delays)
+    w_in = weight.T[:, None, :] * presence_in[:, :, None]
     dtype = weight.dtype
 
     def step(carry, n):
         v, i, count, t_out, i_out, p_out, k_out, overflow = carry
         n = n.astype(dtype)
-        here, a = _in_step(arrive, n)
-        wa = jnp.where(here, w, 0.0)
+        sources = [(arrive_in, w_in)]
+        if rec_weight is not None:
+            sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :] * p_out[:, :, None]))
+        sources = [(here, a, jnp.where(here, w, 0.0)) for here, a, w in
+                   ((*_in_step(arrive, n), w) for arrive, w in sources)]
+
+        def summed(fn, t, which):  # sum over arrivals in the step selected by which(here, a) of w fn(t - a)
+            total = 0.0
+            for here, a, wa in sources:
+                on = which(here, a)
+                total = total + jnp.where(on, wa * fn(jnp.where(on, t - a, 0.0)), 0.0).sum((0, 1))
+            return total
 
         def membrane(t):  # V(t), t in [n-1, n] per neuron, no reset within the step
             h = t - (n - 1)
-            on = here & (a <= t)
-            return (cell.decay_mem(h) * v + cell.kernel(h) * i
-                    + jnp.where(on, wa * cell.kernel(jnp.where(on, t - a, 0.0)), 0.0).sum((0, 1)))
+            return cell.decay_mem(h) * v + cell.kernel(h) * i + summed(cell.kernel, t, lambda on, a: on & (a <= t))
+
+        def current(t):
+            return cell.decay_syn(t - (n - 1)) * i + summed(cell.decay_syn, t, lambda on, a: on & (a <= t))
 
         v_end = membrane(jnp.full(post, n))
-        i_end = cell.decay_syn(1.0) * i + (wa * cell.decay_syn(n - a)).sum((0, 1))
+        i_end = current(jnp.full(post, n))
         if not spiking:
             return (v_end, i_end, count, t_out, i_out, p_out, k_out, overflow), v_end
         fire = jax.lax.stop_gradient(v_end) >= cell.threshold
@@ -125,22 +147,16 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         # make the loss a staircase in the parameters)
         _, t_hit = jax.lax.fori_loop(0, jnp.finfo(dtype).nmant + 1, halve, (jnp.full(post, n - 1), jnp.full(post, n)))
         t_hit = jax.lax.stop_gradient(jnp.where(fire, jnp.where(pinned, jnp.nextafter(n - 1, n), t_hit), n))
-
-        def current(t):
-            on = here & (a <= t)
-            return cell.decay_syn(t - (n - 1)) * i + jnp.where(on, wa * cell.decay_syn(jnp.where(on, t - a, 0.0)),
-                                                               0.0).sum((0, 1))
-
         i_hit = current(t_hit)
         # implicit derivative of the crossing time: dt* = -dV(t*) / V'-  (value unchanged)
         slope = jax.lax.stop_gradient(i_hit - cell.threshold / cell.tau_mem)
         residual = membrane(t_hit)
-        t_spike = t_hit - jnp.where(fire & ~pinned, residual - jax.lax.stop_gradient(residual), 0.0) / jnp.where(
-            fire & ~pinned, slope, 1.0)
+        crossing = fire & ~pinned
+        t_spike = t_hit - jnp.where(crossing, residual - jax.lax.stop_gradient(residual), 0.0) / jnp.where(
+            crossing, slope, 1.0)
         i_spike = current(t_spike)
-        later = here & (a > t_hit)
-        v_reset = cell.kernel(n - t_spike) * i_spike + jnp.where(
-            later, wa * cell.kernel(jnp.where(later, n - a, 0.0)), 0.0).sum((0, 1))
+        v_reset = cell.kernel(n - t_spike) * i_spike + summed(cell.kernel, jnp.full(post, n),
+                                                               lambda on, a: on & (a > t_hit))
         # 1.0 where fire, else 0.0; with a surrogate, its derivative reaches the reset of every step and
         # the presence of every recorded spike (a spike that did not happen has no time to send)
         presence = spike_fn(v_end - cell.threshold)
@@ -161,15 +177,20 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
     return t_out, i_out, p_out, k_out, overflow, v_trace
 
 
-def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out, cot_t_out, cot_v, steps: int):
-    """The adjoint of one layer: ``(dL/dweight, dL/ddelays, dL/dtimes_in)`` given ``dL/dt_out`` (post, S)
-    and ``dL/dV(n)`` (steps, post). See the module docstring for the equations; a pinned spike
-    (``k_out``) depends on nothing and resets the membrane whatever it was, so ``lambda_V(t*-) = 0``."""
-    arrive = times_in[:, :, None] + delays[:, None, :]  # (pre, S_in, post)
-    w = weight.T[:, None, :]
+def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out, cot_t_out, cot_v, steps: int,
+                    rec_weight=None, rec_delays=None):
+    """The adjoint of one layer: ``(dL/dweight, dL/ddelays, dL/dtimes_in, dL/drec_weight, dL/drec_delays)``
+    given ``dL/dt_out`` (post, S) from above and ``dL/dV(n)`` (steps, post). See the module docstring for
+    the equations; a pinned spike (``k_out``) depends on nothing and resets the membrane whatever it
+    was, so ``lambda_V(t*-) = 0``. With recurrence, the messages of the layer's own spikes are summed
+    while the backward pass crosses their arrivals, which all lie in later steps (delays >= 1)."""
+    recurrent = rec_weight is not None
+    sources = [(_arrivals(times_in, delays), weight.T[:, None, :])]
+    if recurrent:
+        sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :]))
 
     def step(carry, xs):
-        lam_v, lam_i, d_weight, d_delays, d_times = carry  # lambda at time n, before the loss read at n
+        lam_v, lam_i, grads, own = carry  # lambda at time n, before the loss read at n; own: recurrent messages
         n, source = xs
         n = n.astype(weight.dtype)
         lam_v = lam_v + source
@@ -177,7 +198,7 @@ def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out
         fired = mine.any(1)
         t_star = jnp.where(fired, jnp.where(mine, t_out, 0.0).sum(1), n)
         i_star = jnp.where(mine, i_out, 0.0).sum(1)
-        message = jnp.where(mine, cot_t_out, 0.0).sum(1)
+        message = jnp.where(mine, cot_t_out + own, 0.0).sum(1)
         h = n - t_star
         lv_after = cell.decay_mem(h) * lam_v  # at t*+
         li_after = cell.decay_syn(h) * lam_i + cell.kernel(h) * lam_v
@@ -185,39 +206,44 @@ def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out
         pinned = jnp.where(mine, k_out, False).any(1)
         lv_before = jnp.where(fired, jnp.where(pinned, 0.0, (i_star * lv_after - message) / slope_before),
                               lv_after)  # at t*-
-        # arrivals after the spike (or in a step without one) see lambda(n); the others lambda(t*-)
-        here, a = _in_step(arrive, n)
-        after = (a > t_star) | ~fired
-        ref_t = jnp.where(after, n, t_star)
-        ref_v = jnp.where(after, lam_v, lv_before)
-        ref_i = jnp.where(after, lam_i, li_after)
-        g = jnp.where(here, ref_t - a, 0.0)
-        at_v = cell.decay_mem(g) * ref_v
-        at_i = cell.decay_syn(g) * ref_i + cell.kernel(g) * ref_v
-        d_weight = d_weight + jnp.where(here, at_i, 0.0).sum(1).T
-        term = jnp.where(here, w * (at_i / cell.tau_syn - at_v), 0.0)
-        d_delays = d_delays + term.sum(1)
-        d_times = d_times + term.sum(2)
+        new_grads = []
+        for (arrive, w), (d_weight, d_delays, d_times) in zip(sources, grads):
+            # arrivals after the spike (or in a step without one) see lambda(n); the others lambda(t*-)
+            here, a = _in_step(arrive, n)
+            after = (a > t_star) | ~fired
+            g = jnp.where(here, jnp.where(after, n, t_star) - a, 0.0)
+            ref_v = jnp.where(after, lam_v, lv_before)
+            at_v = cell.decay_mem(g) * ref_v
+            at_i = cell.decay_syn(g) * jnp.where(after, lam_i, li_after) + cell.kernel(g) * ref_v
+            term = jnp.where(here, w * (at_i / cell.tau_syn - at_v), 0.0)
+            new_grads.append((d_weight + jnp.where(here, at_i, 0.0).sum(1).T, d_delays + term.sum(1),
+                              d_times + term.sum(2)))
+        if recurrent:
+            own = new_grads[1][2]  # dL/dt of this layer's own spikes through the recurrent synapses
         back = t_star - (n - 1)
         lam_v_start = cell.decay_mem(back) * lv_before  # lambda at n-1
         lam_i_start = cell.decay_syn(back) * li_after + cell.kernel(back) * lv_before
-        return (lam_v_start, lam_i_start, d_weight, d_delays, d_times), None
+        return (lam_v_start, lam_i_start, tuple(new_grads), own), None
 
     post = weight.shape[0]
     zeros = jnp.zeros(post, weight.dtype)
-    init = (zeros, zeros, jnp.zeros_like(weight), jnp.zeros_like(delays), jnp.zeros_like(times_in))
+    grads = [(jnp.zeros_like(weight), jnp.zeros_like(delays), jnp.zeros_like(times_in))]
+    if recurrent:
+        grads.append((jnp.zeros_like(rec_weight), jnp.zeros_like(rec_delays), jnp.zeros_like(t_out)))
     xs = (jnp.arange(steps - 1, -1, -1), cot_v[::-1])
-    (_, _, d_weight, d_delays, d_times), _ = jax.lax.scan(step, init, xs)
-    return d_weight, d_delays, jnp.where(jnp.isfinite(times_in), d_times, 0.0)
+    (_, _, grads, _), _ = jax.lax.scan(step, (zeros, zeros, tuple(grads), jnp.zeros_like(t_out)), xs)
+    (d_weight, d_delays, d_times), *rec = grads
+    d_rec = (rec[0][0], rec[0][1]) if recurrent else None
+    return d_weight, d_delays, jnp.where(jnp.isfinite(times_in), d_times, 0.0), d_rec
 
 
-def _forward(cell, steps, spiking_out, spike_fn, weights, delays, times_in):
+def _forward(cell, steps, spiking_out, spike_fn, weights, delays, recurrent, times_in):
     times, presence = times_in, jnp.isfinite(times_in).astype(times_in.dtype)
     layer_times, currents, pins, counts = [times_in], [], [], []
-    for k, (weight, delay) in enumerate(zip(weights, delays)):
+    for k, (weight, delay, rec) in enumerate(zip(weights, delays, recurrent)):
         spiking = k < len(weights) - 1 or spiking_out
-        times, i_out, presence, pinned, overflow, v_trace = _layer_forward(cell, weight, delay, times, presence,
-                                                                           steps, spiking, spike_fn)
+        times, i_out, presence, pinned, overflow, v_trace = _layer_forward(
+            cell, weight, delay, times, presence, steps, spiking, spike_fn, *(rec or (None, None)))
         layer_times.append(times)
         currents.append(i_out)
         pins.append(pinned)
@@ -230,32 +256,32 @@ def _heaviside_no_grad(x):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _eventprop(cell, steps, spiking_out, weights, delays, times_in):
-    v_trace, times, overflows, _ = _forward(cell, steps, spiking_out, _heaviside_no_grad, weights, delays, times_in)
-    return v_trace, times, overflows
+def _eventprop(cell, steps, spiking_out, weights, delays, recurrent, times_in):
+    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, _heaviside_no_grad, weights, delays, recurrent,
+                                         times_in)
+    return v_trace, times, counts
 
 
-def _eventprop_fwd(cell, steps, spiking_out, weights, delays, times_in):
-    v_trace, times, overflows, (layer_times, currents, pins) = _forward(cell, steps, spiking_out, _heaviside_no_grad,
-                                                                  weights, delays, times_in)
+def _eventprop_fwd(cell, steps, spiking_out, weights, delays, recurrent, times_in):
+    v_trace, times, counts, (layer_times, currents, pins) = _forward(cell, steps, spiking_out, _heaviside_no_grad,
+                                                                     weights, delays, recurrent, times_in)
     # residuals: the parameters, and per layer the spike times and the currents at them: O(spikes)
-    return (v_trace, times, overflows), (weights, delays, layer_times, currents, pins)
+    return (v_trace, times, counts), (weights, delays, recurrent, layer_times, currents, pins)
 
 
 def _eventprop_bwd(cell, steps, spiking_out, residuals, cotangents):
-    weights, delays, layer_times, currents, pins = residuals
+    weights, delays, recurrent, layer_times, currents, pins = residuals
     cot_v, cot_times, _ = cotangents
-    d_weights, d_delays = [None] * len(weights), [None] * len(weights)
+    d_weights, d_delays, d_recurrent = [None] * len(weights), [None] * len(weights), [None] * len(weights)
     message = None  # dL/d(spike times) of the layer being integrated, from the layer above
     for k in reversed(range(len(weights))):
-        last = k == len(weights) - 1
         out_cot = cot_times[k] if message is None else cot_times[k] + message
         out_cot = jnp.where(jnp.isfinite(layer_times[k + 1]), out_cot, 0.0)
-        v_cot = cot_v if last else jnp.zeros((steps, weights[k].shape[0]), weights[k].dtype)
-        d_weights[k], d_delays[k], message = _layer_backward(cell, weights[k], delays[k], layer_times[k],
-                                                             layer_times[k + 1], currents[k], pins[k], out_cot, v_cot,
-                                                             steps)
-    return tuple(d_weights), tuple(d_delays), message
+        v_cot = cot_v if k == len(weights) - 1 else jnp.zeros((steps, weights[k].shape[0]), weights[k].dtype)
+        d_weights[k], d_delays[k], message, d_recurrent[k] = _layer_backward(
+            cell, weights[k], delays[k], layer_times[k], layer_times[k + 1], currents[k], pins[k], out_cot, v_cot,
+            steps, *(recurrent[k] or (None, None)))
+    return tuple(d_weights), tuple(d_delays), tuple(d_recurrent), message
 
 
 _eventprop.defvjp(_eventprop_fwd, _eventprop_bwd)
@@ -263,32 +289,45 @@ _eventprop.defvjp(_eventprop_fwd, _eventprop_bwd)
 
 def network(weights: tuple[Float[Array, "post pre"], ...], delays: tuple[Float[Array, "pre post"], ...],
             times_in: Float[Array, "channels slots"], *, cell: LIFCell, steps: int, method: str = "eventprop",
-            spiking_out: bool = False, surrogate_fn=None):
+            recurrent: tuple | None = None, spiking_out: bool = False, surrogate_fn=None):
     """Simulate the layers ``weights[k]`` (with ``delays[k]``) for ``steps`` steps from input spike times.
+
+    ``recurrent[k]``, if given and not None, is ``(weight (post, post), delays (post, post))`` of layer
+    ``k``'s synapses onto itself; recurrent delays are taken as at least one step (smaller ones are
+    raised to 1, with zero gradient there), so a spike never comes back within its own step.
 
     Returns ``(v_trace, spike_times, counts)``: the last layer's membrane after each step
     (steps, post), every layer's spike times (post, max_spikes; ``inf`` in empty slots; the last layer
     spikes only with ``spiking_out``) and per layer ``{"overflow": spikes that found no slot (they do
-    not reach the next layer), "pinned": spikes pinned to a step's start (see `_layer_forward`)}``. ``method`` picks the
-    gradient (see the module docstring); ``surrogate_fn`` is the spike function for ``"surrogate"``.
+    not reach the next layer), "pinned": spikes pinned to a step's start (see `_layer_forward`)}``.
+    ``method`` picks the gradient (see the module docstring); ``surrogate_fn`` is the spike function
+    for ``"surrogate"``.
     """
     if method not in METHODS:
         raise ValueError(f"network: unknown method {method!r}; choose from {', '.join(METHODS)}")
     if len(weights) != len(delays) or not weights:
         raise ValueError(f"network: need one delay matrix per weight matrix, got {len(weights)} and {len(delays)}")
-    for k, (w, d) in enumerate(zip(weights, delays)):
+    recurrent = tuple(recurrent) if recurrent is not None else (None,) * len(weights)
+    if len(recurrent) != len(weights):
+        raise ValueError(f"network: `recurrent` needs one entry (or None) per layer, got {len(recurrent)} for "
+                         f"{len(weights)} layers")
+    for k, (w, d, rec) in enumerate(zip(weights, delays, recurrent)):
         pre = times_in.shape[0] if k == 0 else weights[k - 1].shape[0]
         if w.shape != (w.shape[0], pre) or d.shape != (pre, w.shape[0]):
             raise ValueError(f"network: layer {k} has weight {w.shape} and delays {d.shape}; with {pre} inputs "
                              f"they must be (post, {pre}) and ({pre}, post)")
+        if rec is not None and (rec[0].shape != (w.shape[0],) * 2 or rec[1].shape != (w.shape[0],) * 2):
+            raise ValueError(f"network: layer {k}'s recurrent weight and delays must be ({w.shape[0]}, {w.shape[0]}), "
+                             f"got {rec[0].shape} and {rec[1].shape}")
+    recurrent = tuple(None if rec is None else (rec[0], jnp.maximum(rec[1], 1.0)) for rec in recurrent)
     if method == "eventprop":
-        return _eventprop(cell, steps, spiking_out, tuple(weights), tuple(delays), times_in)
+        return _eventprop(cell, steps, spiking_out, tuple(weights), tuple(delays), recurrent, times_in)
     if method == "surrogate" and surrogate_fn is None:
         raise ValueError("network: method='surrogate' needs surrogate_fn (e.g. zoo.neurons.fast_sigmoid(5.0))")
     spike_fn = surrogate_fn if method == "surrogate" else _heaviside_no_grad
-    v_trace, times, overflows, _ = _forward(cell, steps, spiking_out, spike_fn, tuple(weights), tuple(delays),
-                                            times_in)
-    return v_trace, times, overflows
+    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, spike_fn, tuple(weights), tuple(delays),
+                                         recurrent, times_in)
+    return v_trace, times, counts
 
 
 def input_times(spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None,
