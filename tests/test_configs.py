@@ -35,6 +35,23 @@ def test_bad_optimizer_settings():
         DelayAwareOptimizer(name="lion")
     with pytest.raises(ValueError, match="learning rates must be >= 0"):
         DelayAwareOptimizer(lr=-1.0)
+    model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="cosine_decay needs the number of updates"):
+        DelayAwareOptimizer(cosine_decay=True).build(model)
+
+
+def test_cosine_decay_brings_both_rates_to_zero():
+    import equinox as eqx
+    model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    grads = jax.tree_util.tree_map(lambda x: jax.numpy.ones_like(x), params)
+    opt = DelayAwareOptimizer(name="sgd", lr=0.1, lr_delays=1.0, cosine_decay=True).build(model, total_steps=10)
+    state, sizes = opt.init(params), []
+    for _ in range(11):
+        updates, state = opt.update(grads, state, params)
+        sizes.append((float(abs(updates.input.weight).max()), float(abs(updates.input.delays).max())))
+    assert sizes[0] == pytest.approx((0.1, 1.0)) and sizes[5] == pytest.approx((0.05, 0.5))
+    assert sizes[10] == (0.0, 0.0)
 
 
 def run(*args):

@@ -199,3 +199,28 @@ def test_recurrent_eventprop_matches_autodiff_and_finite_differences():
         with pytest.raises(ValueError, match="recurrent weight and delays must be"):
             eventprop.network(weights, delays, times, cell=CELL, steps=STEPS,
                               recurrent=(recurrent[1], recurrent[1], None))
+
+
+def test_recurrent_lif_network_gradients_reach_recurrent_delays():
+    import equinox as eqx
+    from zoo.data import YinYang
+    from zoo.models import ExactLIFNetwork, label_delays
+
+    data = YinYang(examples=12, seed=2).load()
+    net = ExactLIFNetwork(5, [12], 3, key=jax.random.PRNGKey(1), max_delay=6.0, recurrent=True, recurrent_scale=1.0)
+    assert net.rec_weights[0].shape == (12, 12) and float(net.rec_delays[0].min()) >= 1.0
+    assert label_delays(eqx.filter(net, eqx.is_array)).rec_delays == ("delays",)
+    x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
+
+    def loss(model):
+        return jax.vmap(model)(*x)[0].max(-1).sum()
+
+    ep = eqx.filter_grad(loss)(net)
+    exact = eqx.filter_grad(loss)(net.with_gradient("exact"))
+    for a, b in zip(jax.tree_util.tree_leaves(ep), jax.tree_util.tree_leaves(exact)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert float(jnp.abs(ep.rec_delays[0]).max()) > 0 and float(jnp.abs(ep.rec_weights[0]).max()) > 0
+    clipped = eqx.tree_at(lambda m: m.rec_delays, net, (net.rec_delays[0] - 5.0,)).clipped()
+    assert float(clipped.rec_delays[0].min()) == 1.0
+    with pytest.raises(ValueError, match="`max_delay` must be >= 1"):
+        ExactLIFNetwork(5, 4, 3, key=jax.random.PRNGKey(0), max_delay=0.5, recurrent=True)

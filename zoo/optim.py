@@ -15,12 +15,13 @@ OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
 @dataclass(frozen=True)
 class DelayAwareOptimizer:
     """``name`` (adam, adamw, sgd) at ``lr`` for weights and ``lr_delays`` for delays (0 freezes them),
-    after optional global-norm gradient clipping."""
+    after optional global-norm gradient clipping, optionally decayed to zero along a cosine."""
 
     name: str = "adam"
     lr: float = 1e-2
     lr_delays: float = 0.5
     clip_norm: float | None = None
+    cosine_decay: bool = False
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -28,10 +29,18 @@ class DelayAwareOptimizer:
         if self.lr < 0 or self.lr_delays < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
             raise ValueError(f"optimizer: learning rates must be >= 0 and clip_norm > 0, got {self}")
 
-    def build(self, model) -> optax.GradientTransformation:
+    def build(self, model, total_steps: int | None = None) -> optax.GradientTransformation:
+        """The optimiser for ``model``; with ``cosine_decay``, both rates follow a cosine from their value
+        to zero over ``total_steps`` updates (the trainer passes its epochs x batches)."""
         make = OPTIMIZERS[self.name]
+        if self.cosine_decay and not total_steps:
+            raise ValueError("optimizer: cosine_decay needs the number of updates (total_steps)")
+
+        def rate(lr):
+            return optax.cosine_decay_schedule(lr, total_steps) if self.cosine_decay else lr
+
         labels = label_delays(eqx.filter(model, eqx.is_array))
-        delays = make(self.lr_delays) if self.lr_delays > 0 else optax.set_to_zero()
+        delays = make(rate(self.lr_delays)) if self.lr_delays > 0 else optax.set_to_zero()
         # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
-        split = optax.multi_transform({"weights": make(self.lr), "delays": delays}, lambda _: labels)
+        split = optax.multi_transform({"weights": make(rate(self.lr)), "delays": delays}, lambda _: labels)
         return optax.chain(optax.clip_by_global_norm(self.clip_norm), split) if self.clip_norm else split

@@ -39,8 +39,8 @@ class SurrogateTrainer:
 
     gradient = "surrogate"  # how models with a choice (`ExactLIFNetwork.with_gradient`) are differentiated
 
-    def optimizer(self, model) -> optax.GradientTransformation:
-        return self.optim.build(model)
+    def optimizer(self, model, batches: int | None = None) -> optax.GradientTransformation:
+        return self.optim.build(model, total_steps=None if batches is None else self.epochs * batches)
 
     def prepare(self, model):
         """``model`` set to this trainer's gradient method, if it offers a choice."""
@@ -62,12 +62,12 @@ class SurrogateTrainer:
         """
         model = self.prepare(model)
         val, train = data.split(self.val_fraction, seed)
-        opt = self.optimizer(model)
-        opt_state = opt.init(eqx.filter(model, eqx.is_array))
         batches = len(train) // self.batch_size
         if batches < 1:
             raise ValueError(f"SurrogateTrainer: {len(train)} training examples are fewer than one batch of "
                              f"{self.batch_size}")
+        opt = self.optimizer(model, batches)
+        opt_state = opt.init(eqx.filter(model, eqx.is_array))
 
         def loss_fn(model, spikes, times, labels):
             logits, stats = jax.vmap(model)(spikes, times)

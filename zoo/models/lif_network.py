@@ -17,7 +17,8 @@ LIF_READOUTS = ("max_membrane", "sum_membrane", "first_spike")
 
 class ExactLIFNetwork(eqx.Module):
     """Input spikes -> hidden LIF layers -> readout layer, every synapse with a weight and a learnable
-    delay in ``[0, max_delay]``, simulated with exact spike times (`zoo.eventprop.network`).
+    delay in ``[0, max_delay]``, simulated with exact spike times (`zoo.eventprop.network`). With
+    ``recurrent=True`` every hidden layer also connects to itself, through delays in ``[1, max_delay]``.
 
     ``gradient`` picks how it is differentiated: ``"eventprop"`` (exact adjoint, memory O(spikes)),
     ``"exact"`` (autodiff through the same simulation) or ``"surrogate"`` (autodiff with ``surrogate``
@@ -28,6 +29,8 @@ class ExactLIFNetwork(eqx.Module):
 
     weights: tuple[Float[Array, "post pre"], ...]
     delays: tuple[Float[Array, "pre post"], ...]
+    rec_weights: tuple[Float[Array, "post post"], ...] | None  # per hidden layer, with ``recurrent=True``
+    rec_delays: tuple[Float[Array, "post post"], ...] | None   # in [1, max_delay]
     gradient: str  # a (non-array) leaf, so a trainer can swap it with eqx.tree_at
     cell: eventprop.LIFCell = eqx.field(static=True)
     max_delay: float = eqx.field(static=True)
@@ -40,7 +43,8 @@ class ExactLIFNetwork(eqx.Module):
                  max_delay: float = 8.0, tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  max_spikes: int = 4, input_slots: int = 1, readout: str = "max_membrane",
                  gradient: str = "eventprop", surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
-                 init_delay: float | None = None, weight_scale: float = 3.0, weight_mean: float = 0.5):
+                 init_delay: float | None = None, weight_scale: float = 3.0, weight_mean: float = 0.5,
+                 recurrent: bool = False, recurrent_scale: float = 0.5):
         sizes = [hidden] if isinstance(hidden, int) else list(hidden)
         check_sizes("ExactLIFNetwork", channels=channels, classes=classes, input_slots=input_slots,
                     **{f"hidden[{k}]": h for k, h in enumerate(sizes)})
@@ -49,8 +53,9 @@ class ExactLIFNetwork(eqx.Module):
         if gradient not in eventprop.METHODS:
             raise ValueError(f"ExactLIFNetwork: unknown gradient {gradient!r}; choose from "
                              f"{', '.join(eventprop.METHODS)}")
-        if max_delay < 0:
-            raise ValueError(f"ExactLIFNetwork: `max_delay` must be >= 0, got {max_delay}")
+        if max_delay < (1 if recurrent else 0):
+            raise ValueError(f"ExactLIFNetwork: `max_delay` must be >= {1 if recurrent else 0} (recurrent delays are "
+                             f"at least one step), got {max_delay}")
         neurons.surrogate(surrogate, surrogate_slope)  # validates the name
         self.cell = eventprop.LIFCell(tau_syn, tau_mem, threshold, max_spikes)
         layers = [channels, *sizes, classes]
@@ -62,6 +67,14 @@ class ExactLIFNetwork(eqx.Module):
             delays.append(jax.random.uniform(keys[2 * k + 1], (pre, post), maxval=max_delay) if init_delay is None
                           else jnp.full((pre, post), float(init_delay)))
         self.weights, self.delays = tuple(weights), tuple(delays)
+        self.rec_weights = self.rec_delays = None
+        if recurrent:
+            rkeys = jax.random.split(keys[-1], 2 * len(sizes))
+            self.rec_weights = tuple(jax.random.normal(rkeys[2 * k], (h, h)) * recurrent_scale / math.sqrt(h)
+                                     * (1 - jnp.eye(h)) for k, h in enumerate(sizes))
+            self.rec_delays = tuple(jax.random.uniform(rkeys[2 * k + 1], (h, h), minval=1.0, maxval=max(max_delay, 1.0))
+                                    if init_delay is None else jnp.full((h, h), max(float(init_delay), 1.0))
+                                    for k, h in enumerate(sizes))
         self.gradient, self.max_delay, self.readout = gradient, float(max_delay), readout
         self.surrogate, self.surrogate_slope, self.input_slots = surrogate, surrogate_slope, input_slots
 
@@ -72,7 +85,11 @@ class ExactLIFNetwork(eqx.Module):
 
     def clipped(self) -> "ExactLIFNetwork":
         """The same network with its delays projected into ``[0, max_delay]``."""
-        return eqx.tree_at(lambda m: m.delays, self, tuple(jnp.clip(d, 0.0, self.max_delay) for d in self.delays))
+        clipped = eqx.tree_at(lambda m: m.delays, self, tuple(jnp.clip(d, 0.0, self.max_delay) for d in self.delays))
+        if self.rec_delays is None:
+            return clipped
+        return eqx.tree_at(lambda m: m.rec_delays, clipped,
+                           tuple(jnp.clip(d, 1.0, self.max_delay) for d in self.rec_delays))
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
@@ -82,10 +99,14 @@ class ExactLIFNetwork(eqx.Module):
         steps = spikes.shape[0]
         times_in, left_out = eventprop.input_times(spikes, times, self.input_slots)
         delays = tuple(jnp.clip(d, 0.0, self.max_delay) for d in self.delays)
+        recurrent = None
+        if self.rec_weights is not None:
+            recurrent = tuple((w, jnp.clip(d, 1.0, self.max_delay)) for w, d in zip(self.rec_weights, self.rec_delays))
+            recurrent = recurrent + (None,)  # the readout layer has none
         first_spike = self.readout == "first_spike"
         v, spike_times, counts = eventprop.network(
             self.weights, delays, times_in.astype(self.weights[0].dtype), cell=self.cell, steps=steps,
-            method=self.gradient, spiking_out=first_spike,
+            method=self.gradient, spiking_out=first_spike, recurrent=recurrent,
             surrogate_fn=neurons.surrogate(self.surrogate, self.surrogate_slope))
         if self.readout == "max_membrane":
             logits = v.max(0)
