@@ -1,10 +1,14 @@
-"""The delay task with and without delays over several seeds: test accuracy, mean ± std.
+"""A recipe on generated data with and without delays over several seeds: test accuracy, mean ± std.
 
-Usage: python benchmarks/delay_task.py --seeds 5 --out benchmarks/delay_task_cpu.json
+Usage:
+    python benchmarks/delay_task.py --seeds 5 --out benchmarks/delay_task_cpu.json
+    python benchmarks/delay_task.py --seeds 5 --out benchmarks/yinyang_eventprop_cpu.json -- \
+        model=lif_network trainer=eventprop dataset=yinyang ...
 
-Each run is the default recipe of `python train.py` (composed from configs/), with the seed, and for
-the ablation `model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on
-a freshly generated set (another generator seed) of `--test-examples` examples.
+Each run is the recipe of `python train.py` composed from configs/ with the overrides after ``--``
+(none: the default recipe, the delay task), with the seed, and for the ablation
+`model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on a freshly
+generated set (another generator seed) of `--test-examples` examples.
 """
 
 from __future__ import annotations
@@ -45,12 +49,13 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--test-examples", type=int, default=2048)
     parser.add_argument("--out", required=True)
+    parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
     results = {"command": "python benchmarks/delay_task.py " + " ".join(argv if argv is not None else
                                                                           __import__("sys").argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     for name, overrides in ABLATIONS.items():
-        runs = [run(overrides, args.test_examples, seed) for seed in range(args.seeds)]
+        runs = [run(args.overrides + overrides, args.test_examples, seed) for seed in range(args.seeds)]
         accs = np.array([r["test_accuracy"] for r in runs])
         results["runs"][name] = runs
         results["summary"][name] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
