@@ -73,19 +73,25 @@ def main(argv=None):
     for name in args.ablations:
         cfg = compose_recipe(args.overrides + ABLATIONS[name] + [f"seed={args.seed}"])
         runs = []
+        results["runs"][name] = runs
         for i, (train, test) in enumerate(folds):
             runs.append(run_fold(cfg, train, test, args.seed))
             print(name, f"fold {i}", json.dumps({k: v for k, v in runs[-1].items() if k != "history"}), flush=True)
+            save(results, args.out)  # after every fold: an interrupted run keeps what it measured
         accs = np.array([r["test_accuracy"] for r in runs])
-        results["runs"][name] = runs
         results["summary"][name] = {
             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
             "epoch_seconds": float(np.mean([r["epoch_seconds"] for r in runs])),
             "samples_per_second": float(np.mean([r["samples_per_second"] for r in runs])),
             "epochs": len(runs[0]["history"]), "overrides": ABLATIONS[name]}
         print(name, json.dumps(results["summary"][name]), flush=True)
-    with open(args.out, "w") as f:
+        save(results, args.out)
+
+
+def save(results: dict, path: str) -> None:
+    with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
