@@ -224,3 +224,30 @@ def test_recurrent_lif_network_gradients_reach_recurrent_delays():
     assert float(clipped.rec_delays[0].min()) == 1.0
     with pytest.raises(ValueError, match="`max_delay` must be >= 1"):
         ExactLIFNetwork(5, 4, 3, key=jax.random.PRNGKey(0), max_delay=0.5, recurrent=True)
+
+
+def test_first_spike_loss_with_its_regulariser_trains_through_eventprop():
+    import equinox as eqx
+    from zoo.data import YinYang
+    from zoo.losses import FirstSpikeCrossEntropy
+    from zoo.models import ExactLIFNetwork
+    from zoo.trainer import EventPropTrainer
+
+    logits, labels = jnp.array([[-3.0, -5.0], [-4.0, -2.0]]), jnp.array([0, 0])
+    loss = FirstSpikeCrossEntropy(tau0=2.0, tau1=10.0, alpha=0.1)
+    by_hand = np.mean([np.log(1 + np.exp((-5 + 3) / 2)) + 0.1 * (np.exp(0.3) - 1),
+                       np.log(1 + np.exp((-2 + 4) / 2)) + 0.1 * (np.exp(0.4) - 1)])
+    assert float(loss(logits, labels)) == pytest.approx(by_hand, rel=1e-6)
+    with pytest.raises(ValueError, match="need tau0 > 0"):
+        FirstSpikeCrossEntropy(tau0=0.0)
+
+    data = YinYang(examples=96, seed=3).load()
+    net = ExactLIFNetwork(5, [16], 3, key=jax.random.PRNGKey(2), max_delay=4.0, readout="first_spike",
+                          weight_scale=2.0, max_spikes=8)
+    x, y = (jnp.asarray(data.spikes[:16]), jnp.asarray(data.times[:16])), jnp.asarray(data.labels[:16])
+    grads = [eqx.filter_grad(lambda m: loss(jax.vmap(m)(*x)[0], y))(net.with_gradient(g)) for g in ("eventprop", "exact")]
+    for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert float(jnp.abs(grads[0].delays[-1]).max()) > 0  # output spike times move with the output delays
+    _, metrics = EventPropTrainer(epochs=2, batch_size=16, loss=loss).fit(net, data, log=lambda _: None)
+    assert np.isfinite(metrics["history"][-1]["loss"])

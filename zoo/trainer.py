@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoints
 from .data import SpikeDataset
+from .losses import CrossEntropy
 from .models import label_delays, project_delays
 from .optim import DelayAwareOptimizer
 
@@ -30,6 +31,7 @@ class SurrogateTrainer:
     val_fraction: float = 0.2
     data_parallel: bool = True  # split every batch across all devices (jax.sharding)
     augment: Callable[[SpikeDataset, np.random.Generator], SpikeDataset] | None = None  # e.g. zoo.data.RandomShift
+    loss: Callable[[jax.Array, jax.Array], jax.Array] = field(default_factory=CrossEntropy)  # (logits, labels)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -71,8 +73,7 @@ class SurrogateTrainer:
 
         def loss_fn(model, spikes, times, labels):
             logits, stats = jax.vmap(model)(spikes, times)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return loss, (logits.argmax(-1) == labels, stats)
+            return self.loss(logits, labels), (logits.argmax(-1) == labels, stats)
 
         @eqx.filter_jit
         def epoch(model, opt_state, spikes, times, labels):
