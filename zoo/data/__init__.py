@@ -3,8 +3,9 @@
 from .augment import RandomShift
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
+from .saccades import SaccadeDigits
 from .recordings import TONIC_DATASETS, HOTSLettersRasters, NMNISTRasters, TonicRasters
 from .yinyang import YinYang
 
 __all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RandomShift", "RasterSpec", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]
+           "RandomShift", "RasterSpec", "SaccadeDigits", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]
