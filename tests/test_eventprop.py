@@ -251,3 +251,54 @@ def test_first_spike_loss_with_its_regulariser_trains_through_eventprop():
     assert float(jnp.abs(grads[0].delays[-1]).max()) > 0  # output spike times move with the output delays
     _, metrics = EventPropTrainer(epochs=2, batch_size=16, loss=loss).fit(net, data, log=lambda _: None)
     assert np.isfinite(metrics["history"][-1]["loss"])
+
+
+@pytest.mark.parametrize("kind", ["sorted_array", "fifo_ring"])
+def test_delivery_through_queues_equals_arrival_tables(kind):
+    import queues
+
+    with jax.enable_x64(True):
+        weights, delays, times = problem(0)
+        queue = queues.make_queue(kind, capacity=8, max_delay=6.0)  # delays < 5 + the one-step lead
+        keys = jax.random.split(jax.random.PRNGKey(7), 2)
+        recurrent = ((jax.random.normal(keys[0], (6, 6), jnp.float64) * 0.3,
+                      jax.random.uniform(keys[1], (6, 6), jnp.float64, 1.0, 5.0)), None, None)
+
+        def run(method, q):
+            def f(w, d, rec, t):
+                v, spike_times, counts = eventprop.network(w, d, t, cell=CELL, steps=STEPS, method=method,
+                                                           recurrent=rec, queue=q)
+                first = jnp.where(jnp.isfinite(spike_times[0]), spike_times[0], 0.0)
+                return jnp.tanh(v.max(0)).sum() + 0.02 * first.sum(), counts
+            (value, counts), grads = jax.value_and_grad(f, argnums=(0, 1, 2, 3), has_aux=True)(
+                weights, delays, recurrent, times)
+            return value, counts, grads
+
+        value, _, table = run("eventprop", None)
+        for method in ("eventprop", "exact"):
+            v, counts, grads = run(method, queue)
+            assert all(int(c["queue_dropped"]) == 0 for c in counts)
+            assert float(v) == pytest.approx(float(value), rel=1e-12)
+            for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(table)):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        with pytest.raises(ValueError, match="DelayLine merges the spikes"):
+            eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, queue=queues.DelayLine(max_delay=6.0))
+        with pytest.raises(ValueError, match="needs arrival tables"):
+            eventprop.network(weights, delays, times, cell=CELL, steps=STEPS, queue=queue, method="surrogate",
+                              surrogate_fn=neurons.fast_sigmoid(5.0))
+
+
+def test_lif_network_delivers_through_the_queue_group():
+    import queues
+    from zoo.data import YinYang
+    from zoo.models import ExactLIFNetwork
+
+    data = YinYang(examples=20).load()
+    x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
+    kw = dict(key=jax.random.PRNGKey(0), max_delay=4.0, weight_scale=1.5)
+    table = ExactLIFNetwork(5, [16], 3, **kw)
+    queued = ExactLIFNetwork(5, [16], 3, **kw, delivery="queue", queue=queues.FIFORing(capacity=4, max_delay=4.0))
+    assert queued.queue.max_delay == 5.0  # one step of lead for the inputs known in advance
+    np.testing.assert_allclose(jax.vmap(queued)(*x)[0], jax.vmap(table)(*x)[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="delivery='queue' needs a `queue`"):
+        ExactLIFNetwork(5, [16], 3, **kw, delivery="queue")

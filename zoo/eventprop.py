@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+import queues
+
 from . import neurons
 
 METHODS = ("eventprop", "exact", "surrogate")
@@ -88,8 +90,28 @@ def _arrivals(times, delays):
     return times[:, :, None] + delays[:, None, :]
 
 
+def _push_step(queue, state, now, times, delays, n, per_slot: bool):
+    """Push the spikes of ``times`` (src, S) that fall in step ``n``, at queue step ``now``. A layer's
+    neurons spike at most once per step, so one push does; input channels may spike more often, so
+    with ``per_slot`` their slots are pushed one by one (few: ``input_slots``)."""
+    for column in (jnp.split(times, times.shape[1], axis=1) if per_slot else (times,)):
+        here = (column > n - 1) & (column <= n)
+        fired = here.any(1)
+        t = jnp.where(fired, jnp.where(here, column, 0.0).sum(1), n)  # step time where silent (ignored)
+        state = queue.push(state, now, delays, fired[:, None], t[:, None])
+    return state
+
+
+def _queue_source(queue, state, n, weight):
+    """Pop step ``n`` of a queue layer kept one step ahead (see `_layer_forward`): ``(state, source)``."""
+    state, delivery = queue.pop(state, n + 1)
+    hits, times = delivery.stacked(1)  # (src, lanes, post)
+    here = hits > 0
+    return state, (here, jnp.where(here, times - 1, n.astype(times.dtype)), jnp.where(here, weight * hits, 0.0))
+
+
 def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: int, spiking: bool, spike_fn,
-                   rec_weight=None, rec_delays=None):
+                   rec_weight=None, rec_delays=None, queue=None, input_layer: bool = False):
     """One layer over steps ``n = 0 .. steps-1`` (step ``n`` covers ``(n-1, n]``).
 
     ``times_in`` (pre, S_in): presynaptic spike times, ``inf`` in empty slots; ``presence_in`` the same
@@ -98,20 +120,36 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
     own recorded spikes come back to it. Returns the layer's spike times, currents at those spikes,
     presences and pinned flags (post, S), its overflow count (post,), and the membrane after each step
     (steps, post).
+
+    With a ``queue`` (a `queues.SpikeQueue` kind; its ``max_delay`` at least one step above every
+    delay), spikes are delivered through queue layers instead of arrival tables: one ``(pre, post)``
+    layer for the input and one ``(post, post)`` for the recurrent synapses. The input layer runs one
+    step ahead (queue step ``n + 1`` is simulation step ``n``), so the spikes of step ``n + 1``, known
+    in advance, are pushed in step ``n`` with one more step of delay and still arrive at their exact
+    times, within their own step when the delay is short. Spikes a queue drops are counted.
     """
     post, slots = weight.shape[0], cell.max_spikes
     arrive_in = _arrivals(times_in, delays)
     w_in = weight.T[:, None, :] * presence_in[:, :, None]
     dtype = weight.dtype
+    recurrent = rec_weight is not None
 
-    def step(carry, n):
-        v, i, count, t_out, i_out, p_out, k_out, overflow = carry
-        n = n.astype(dtype)
-        sources = [(arrive_in, w_in)]
-        if rec_weight is not None:
-            sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :] * p_out[:, :, None]))
-        sources = [(here, a, jnp.where(here, w, 0.0)) for here, a, w in
-                   ((*_in_step(arrive, n), w) for arrive, w in sources)]
+    def step(carry, n_step):
+        v, i, count, t_out, i_out, p_out, k_out, overflow, queue_states = carry
+        n = n_step.astype(dtype)
+        if queue is None:
+            sources = [(arrive_in, w_in)]
+            if recurrent:
+                sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :] * p_out[:, :, None]))
+            sources = [(here, a, jnp.where(here, w, 0.0)) for here, a, w in
+                       ((*_in_step(arrive, n), w) for arrive, w in sources)]
+        else:
+            in_state, rec_state = queue_states
+            in_state, source = _queue_source(queue, in_state, n_step, weight.T[:, None, :])
+            sources = [source]
+            if recurrent:
+                rec_state, source = _queue_source(queue, rec_state, n_step, rec_weight.T[:, None, :])
+                sources.append(source)
 
         def summed(fn, t, which):  # sum over arrivals in the step selected by which(here, a) of w fn(t - a)
             total = 0.0
@@ -129,8 +167,11 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
 
         v_end = membrane(jnp.full(post, n))
         i_end = current(jnp.full(post, n))
+        if queue is not None:  # the next step's input spikes, one step of delay more (see above)
+            in_state = _push_step(queue, in_state, n_step + 1, times_in, delays + 1, n + 1, input_layer)
+            queue_states = (in_state, rec_state)
         if not spiking:
-            return (v_end, i_end, count, t_out, i_out, p_out, k_out, overflow), v_end
+            return (v_end, i_end, count, t_out, i_out, p_out, k_out, overflow, queue_states), v_end
         fire = jax.lax.stop_gradient(v_end) >= cell.threshold
         # at or above threshold already when the step starts: the neuron should have fired again in
         # the last step (one spike per step is the resolution); the spike is pinned to the step's start,
@@ -167,14 +208,29 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         p_out = jnp.where(slot, presence[:, None], p_out)
         k_out = k_out | (slot & pinned[:, None])
         overflow = overflow + (fire & (count >= slots))
-        return (v, i_end, count + fire, t_out, i_out, p_out, k_out, overflow), v
+        if queue is not None and recurrent:
+            # queue time = simulation time + 1; a spike pinned just after n-1 could round onto n
+            t_queue = jnp.maximum(t_spike + 1, jnp.nextafter(n, n + 1))
+            recorded = fire & (count < slots)  # like the next layer, the synapses see only recorded spikes
+            rec_state = queue.push(rec_state, n_step + 1, rec_delays - (t_queue - t_spike - 1), recorded[:, None],
+                                   t_queue[:, None])
+            queue_states = (in_state, rec_state)
+        return (v, i_end, count + fire, t_out, i_out, p_out, k_out, overflow, queue_states), v
 
     zeros = jnp.zeros(post, dtype)
     init = (zeros, zeros, jnp.zeros(post, jnp.int32), jnp.full((post, slots), jnp.inf, dtype),
             jnp.zeros((post, slots), dtype), jnp.zeros((post, slots), dtype), jnp.zeros((post, slots), bool),
-            jnp.zeros(post, jnp.int32))
-    (_, _, _, t_out, i_out, p_out, k_out, overflow), v_trace = jax.lax.scan(step, init, jnp.arange(steps))
-    return t_out, i_out, p_out, k_out, overflow, v_trace
+            jnp.zeros(post, jnp.int32), None)
+    if queue is not None:
+        in_state, _ = queue.pop(queue.init(delays.shape), 0)  # pops run at consecutive steps from 0
+        in_state = _push_step(queue, in_state, 0, times_in, delays + 1, jnp.zeros((), dtype), input_layer)
+        rec_state = queue.pop(queue.init((post, post)), 0)[0] if recurrent else None
+        init = init[:-1] + ((in_state, rec_state),)
+    (_, _, _, t_out, i_out, p_out, k_out, overflow, queue_states), v_trace = jax.lax.scan(
+        step, init, jnp.arange(steps))
+    dropped = jnp.zeros((), jnp.int32) if queue is None else sum(
+        s.dropped.sum() for s in queue_states if s is not None)
+    return t_out, i_out, p_out, k_out, overflow, v_trace, dropped
 
 
 def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out, cot_t_out, cot_v, steps: int,
@@ -237,17 +293,18 @@ def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out
     return d_weight, d_delays, jnp.where(jnp.isfinite(times_in), d_times, 0.0), d_rec
 
 
-def _forward(cell, steps, spiking_out, spike_fn, weights, delays, recurrent, times_in):
+def _forward(cell, steps, spiking_out, queue, spike_fn, weights, delays, recurrent, times_in):
     times, presence = times_in, jnp.isfinite(times_in).astype(times_in.dtype)
     layer_times, currents, pins, counts = [times_in], [], [], []
     for k, (weight, delay, rec) in enumerate(zip(weights, delays, recurrent)):
         spiking = k < len(weights) - 1 or spiking_out
-        times, i_out, presence, pinned, overflow, v_trace = _layer_forward(
-            cell, weight, delay, times, presence, steps, spiking, spike_fn, *(rec or (None, None)))
+        times, i_out, presence, pinned, overflow, v_trace, dropped = _layer_forward(
+            cell, weight, delay, times, presence, steps, spiking, spike_fn, *(rec or (None, None)), queue=queue,
+            input_layer=k == 0)
         layer_times.append(times)
         currents.append(i_out)
         pins.append(pinned)
-        counts.append({"overflow": overflow.sum(), "pinned": pinned.sum()})
+        counts.append({"overflow": overflow.sum(), "pinned": pinned.sum(), "queue_dropped": dropped})
     return v_trace, tuple(layer_times[1:]), tuple(counts), (tuple(layer_times), tuple(currents), tuple(pins))
 
 
@@ -255,21 +312,25 @@ def _heaviside_no_grad(x):
     return jax.lax.stop_gradient((x >= 0).astype(x.dtype))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _eventprop(cell, steps, spiking_out, weights, delays, recurrent, times_in):
-    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, _heaviside_no_grad, weights, delays, recurrent,
-                                         times_in)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _eventprop(cell, steps, spiking_out, queue, weights, delays, recurrent, times_in):
+    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, queue, _heaviside_no_grad, weights, delays,
+                                         recurrent, times_in)
     return v_trace, times, counts
 
 
-def _eventprop_fwd(cell, steps, spiking_out, weights, delays, recurrent, times_in):
-    v_trace, times, counts, (layer_times, currents, pins) = _forward(cell, steps, spiking_out, _heaviside_no_grad,
-                                                                     weights, delays, recurrent, times_in)
+def _eventprop_fwd(cell, steps, spiking_out, queue, weights, delays, recurrent, times_in):
+    v_trace, times, counts, (layer_times, currents, pins) = _forward(cell, steps, spiking_out, queue,
+                                                                     _heaviside_no_grad, weights, delays, recurrent,
+                                                                     times_in)
     # residuals: the parameters, and per layer the spike times and the currents at them: O(spikes)
     return (v_trace, times, counts), (weights, delays, recurrent, layer_times, currents, pins)
 
 
-def _eventprop_bwd(cell, steps, spiking_out, residuals, cotangents):
+def _eventprop_bwd(cell, steps, spiking_out, queue, residuals, cotangents):
+    # the adjoint reads every arrival from the recorded spike times, whatever queue delivered them
+    # forward: exact as long as the queue dropped nothing (counted in `queue_dropped`)
+    del queue
     weights, delays, recurrent, layer_times, currents, pins = residuals
     cot_v, cot_times, _ = cotangents
     d_weights, d_delays, d_recurrent = [None] * len(weights), [None] * len(weights), [None] * len(weights)
@@ -289,7 +350,7 @@ _eventprop.defvjp(_eventprop_fwd, _eventprop_bwd)
 
 def network(weights: tuple[Float[Array, "post pre"], ...], delays: tuple[Float[Array, "pre post"], ...],
             times_in: Float[Array, "channels slots"], *, cell: LIFCell, steps: int, method: str = "eventprop",
-            recurrent: tuple | None = None, spiking_out: bool = False, surrogate_fn=None):
+            recurrent: tuple | None = None, spiking_out: bool = False, surrogate_fn=None, queue=None):
     """Simulate the layers ``weights[k]`` (with ``delays[k]``) for ``steps`` steps from input spike times.
 
     ``recurrent[k]``, if given and not None, is ``(weight (post, post), delays (post, post))`` of layer
@@ -301,7 +362,9 @@ def network(weights: tuple[Float[Array, "post pre"], ...], delays: tuple[Float[A
     spikes only with ``spiking_out``) and per layer ``{"overflow": spikes that found no slot (they do
     not reach the next layer), "pinned": spikes pinned to a step's start (see `_layer_forward`)}``.
     ``method`` picks the gradient (see the module docstring); ``surrogate_fn`` is the spike function
-    for ``"surrogate"``.
+    for ``"surrogate"``. ``queue``: deliver through layers of this queue kind instead of arrival tables
+    (see `_layer_forward`; its ``max_delay`` must exceed every delay by a step; ``counts`` then also
+    says what it dropped, which EventProp's backward pass, reading the recorded spikes, assumes is 0).
     """
     if method not in METHODS:
         raise ValueError(f"network: unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -320,12 +383,19 @@ def network(weights: tuple[Float[Array, "post pre"], ...], delays: tuple[Float[A
             raise ValueError(f"network: layer {k}'s recurrent weight and delays must be ({w.shape[0]}, {w.shape[0]}), "
                              f"got {rec[0].shape} and {rec[1].shape}")
     recurrent = tuple(None if rec is None else (rec[0], jnp.maximum(rec[1], 1.0)) for rec in recurrent)
+    if isinstance(queue, (queues.DelayLine, queues.Bitmask)):
+        raise ValueError(f"network: {type(queue).__name__} merges the spikes a synapse delivers in one step (or "
+                         "keeps no times), so arrivals would not be exact; choose a kind that keeps them apart: "
+                         "fifo_ring, lossy_ring, sorted_array, binary_heap or single_spike")
+    if queue is not None and method == "surrogate":
+        raise ValueError("network: method='surrogate' needs arrival tables (queue=None): queues carry spike times, "
+                         "not the surrogate derivative of each spike's presence")
     if method == "eventprop":
-        return _eventprop(cell, steps, spiking_out, tuple(weights), tuple(delays), recurrent, times_in)
+        return _eventprop(cell, steps, spiking_out, queue, tuple(weights), tuple(delays), recurrent, times_in)
     if method == "surrogate" and surrogate_fn is None:
         raise ValueError("network: method='surrogate' needs surrogate_fn (e.g. zoo.neurons.fast_sigmoid(5.0))")
     spike_fn = surrogate_fn if method == "surrogate" else _heaviside_no_grad
-    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, spike_fn, tuple(weights), tuple(delays),
+    v_trace, times, counts, _ = _forward(cell, steps, spiking_out, queue, spike_fn, tuple(weights), tuple(delays),
                                          recurrent, times_in)
     return v_trace, times, counts
 

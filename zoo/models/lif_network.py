@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
+
+import queues
 
 from .. import eventprop, neurons
 from .common import check_sizes
@@ -20,7 +23,9 @@ class ExactLIFNetwork(eqx.Module):
     delay in ``[0, max_delay]``, simulated with exact spike times (`zoo.eventprop.network`). With
     ``recurrent=True`` every hidden layer also connects to itself, through delays in ``[1, max_delay]``.
 
-    ``gradient`` picks how it is differentiated: ``"eventprop"`` (exact adjoint, memory O(spikes)),
+    ``delivery``: ``"table"`` (every arrival computed from the layer below's spike times) or
+    ``"queue"`` (through layers of ``queue``, rebuilt with one step more of ``max_delay``; its drops are
+    counted with the dropped spikes). ``gradient`` picks how it is differentiated: ``"eventprop"`` (exact adjoint, memory O(spikes)),
     ``"exact"`` (autodiff through the same simulation) or ``"surrogate"`` (autodiff with ``surrogate``
     derivatives of the threshold crossings); the trainers set it (``trainer=eventprop`` or
     ``trainer=surrogate``). ``readout``: the maximum or the time average of a non-spiking readout
@@ -38,13 +43,15 @@ class ExactLIFNetwork(eqx.Module):
     surrogate: str = eqx.field(static=True)
     surrogate_slope: float = eqx.field(static=True)
     input_slots: int = eqx.field(static=True)
+    queue: queues.SpikeQueue | None  # with delivery="queue"; no array leaves
 
     def __init__(self, channels: int, hidden: int | list[int], classes: int, *, key: PRNGKeyArray,
                  max_delay: float = 8.0, tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  max_spikes: int = 4, input_slots: int = 1, readout: str = "max_membrane",
                  gradient: str = "eventprop", surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
                  init_delay: float | None = None, weight_scale: float = 3.0, weight_mean: float = 0.5,
-                 recurrent: bool = False, recurrent_scale: float = 0.5):
+                 recurrent: bool = False, recurrent_scale: float = 0.5, delivery: str = "table",
+                 queue: queues.SpikeQueue | None = None):
         sizes = [hidden] if isinstance(hidden, int) else list(hidden)
         check_sizes("ExactLIFNetwork", channels=channels, classes=classes, input_slots=input_slots,
                     **{f"hidden[{k}]": h for k, h in enumerate(sizes)})
@@ -57,6 +64,12 @@ class ExactLIFNetwork(eqx.Module):
             raise ValueError(f"ExactLIFNetwork: `max_delay` must be >= {1 if recurrent else 0} (recurrent delays are "
                              f"at least one step), got {max_delay}")
         neurons.surrogate(surrogate, surrogate_slope)  # validates the name
+        if delivery not in ("table", "queue"):
+            raise ValueError(f"ExactLIFNetwork: `delivery` must be 'table' or 'queue', got {delivery!r}")
+        if delivery == "queue" and queue is None:
+            raise ValueError("ExactLIFNetwork: delivery='queue' needs a `queue` (e.g. queue=sorted_array)")
+        # the input queue runs one step ahead (see zoo.eventprop._layer_forward): one more step of delay
+        self.queue = dataclasses.replace(queue, max_delay=float(max_delay) + 1.0) if delivery == "queue" else None
         self.cell = eventprop.LIFCell(tau_syn, tau_mem, threshold, max_spikes)
         layers = [channels, *sizes, classes]
         keys = jax.random.split(key, 2 * len(layers))
@@ -106,7 +119,7 @@ class ExactLIFNetwork(eqx.Module):
         first_spike = self.readout == "first_spike"
         v, spike_times, counts = eventprop.network(
             self.weights, delays, times_in.astype(self.weights[0].dtype), cell=self.cell, steps=steps,
-            method=self.gradient, spiking_out=first_spike, recurrent=recurrent,
+            method=self.gradient, spiking_out=first_spike, recurrent=recurrent, queue=self.queue,
             surrogate_fn=neurons.surrogate(self.surrogate, self.surrogate_slope))
         if self.readout == "max_membrane":
             logits = v.max(0)
@@ -116,6 +129,6 @@ class ExactLIFNetwork(eqx.Module):
             first = spike_times[-1][:, 0]
             logits = -jnp.where(jnp.isfinite(first), first, float(steps))
         stats = {"spikes": sum(jnp.isfinite(t).sum() for t in spike_times[:len(self.weights) - 1]),
-                 "dropped": sum(c["overflow"] for c in counts) + left_out.sum(),
+                 "dropped": sum(c["overflow"] + c["queue_dropped"] for c in counts) + left_out.sum(),
                  "pinned": sum(c["pinned"] for c in counts)}
         return logits, stats
