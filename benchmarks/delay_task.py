@@ -55,14 +55,22 @@ def main(argv=None):
                                                                           __import__("sys").argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     for name, overrides in ABLATIONS.items():
-        runs = [run(args.overrides + overrides, args.test_examples, seed) for seed in range(args.seeds)]
+        runs = results["runs"][name] = []
+        for seed in range(args.seeds):
+            runs.append(run(args.overrides + overrides, args.test_examples, seed))
+            print(name, json.dumps(runs[-1]), flush=True)
+            save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
         accs = np.array([r["test_accuracy"] for r in runs])
-        results["runs"][name] = runs
         results["summary"][name] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
                                     "seeds": args.seeds, "overrides": overrides}
         print(name, json.dumps(results["summary"][name]), flush=True)
-    with open(args.out, "w") as f:
+        save(results, args.out)
+
+
+def save(results: dict, path: str) -> None:
+    with open(path + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
