@@ -1,8 +1,9 @@
 """EventProp against surrogate-gradient BPTT on the same network and forward simulation: time and memory
 per training step at several simulation lengths.
 
-Network: ``--inputs`` channels (each spiking ``--input-spikes`` times, uniformly over the run) -> hidden
-LIF layers -> a non-spiking readout; max-membrane cross-entropy on random labels; gradient w.r.t. every
+Network: ``--inputs`` channels (each spiking at ``--input-rate`` per step on average, times uniform over
+the run, so longer runs carry proportionally more events) -> hidden LIF layers (``--max-spikes`` slots
+per neuron and 300 steps) -> a non-spiking readout; max-membrane cross-entropy on random labels; gradient w.r.t. every
 weight and delay (`zoo.eventprop.network`, ``method="eventprop"`` against ``method="surrogate"``).
 Time per training step: compiled ``jax.grad`` of the batch loss, best of ``--repeats``. Memory: XLA's
 compiled arguments + outputs + temporaries.
@@ -51,14 +52,13 @@ def main(argv=None):
     parser.add_argument("--hidden", default="32", help="comma-separated hidden layer sizes")
     parser.add_argument("--classes", type=int, default=5)
     parser.add_argument("--weight-scale", type=float, default=0.3, help="weights ~ scale (N(0,1) + 0.5) / sqrt(fan-in)")
-    parser.add_argument("--input-spikes", type=int, default=4)
-    parser.add_argument("--max-spikes", type=int, default=16)
+    parser.add_argument("--input-rate", type=float, default=4 / 300, help="spikes per input and step")
+    parser.add_argument("--max-spikes", type=int, default=16, help="recorded spikes per neuron and 300 steps")
     parser.add_argument("--max-delay", type=float, default=20.0)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    cell = eventprop.LIFCell(tau_syn=5.0, tau_mem=10.0, threshold=1.0, max_spikes=args.max_spikes)
     sizes = [args.inputs, *(int(h) for h in args.hidden.split(",")), args.classes]
     keys = jax.random.split(jax.random.PRNGKey(0), 2 * len(sizes) + 2)
     weights = tuple((jax.random.normal(keys[2 * k], (post, pre)) + 0.5) * args.weight_scale / math.sqrt(pre)
@@ -68,9 +68,12 @@ def main(argv=None):
     labels = jax.random.randint(keys[-1], (args.batch,), 0, args.classes)
     rows = []
     for steps in (int(s) for s in args.steps.split(",")):
-        times = jnp.sort(jax.random.uniform(keys[-2], (args.batch, args.inputs, args.input_spikes),
-                                            maxval=steps - 1.0), axis=-1)
-        row = {"steps": steps}
+        cell = eventprop.LIFCell(tau_syn=5.0, tau_mem=10.0, threshold=1.0,
+                                 max_spikes=math.ceil(args.max_spikes * steps / 300))
+        per_input = max(1, round(args.input_rate * steps))
+        times = jnp.sort(jax.random.uniform(keys[-2], (args.batch, args.inputs, per_input), maxval=steps - 1.0),
+                         axis=-1)
+        row = {"steps": steps, "input_spikes_per_channel": per_input, "max_spikes": cell.max_spikes}
         for method in ("eventprop", "surrogate"):
             loss, one = batch_loss(cell, steps, method, labels)
             compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(weights, delays, times).compile()
@@ -92,8 +95,8 @@ def main(argv=None):
         rows.append(row)
     results = {"command": "python benchmarks/eventprop_vs_bptt.py " + " ".join(argv),
                "device": str(jax.devices()[0]), "platform": platform.platform(), "jax": jax.__version__,
-               "config": {"sizes": sizes, "weight_scale": args.weight_scale, "batch": args.batch, "input_spikes": args.input_spikes,
-                          "max_spikes": args.max_spikes, "max_delay": args.max_delay, "tau_syn": cell.tau_syn,
+               "config": {"sizes": sizes, "weight_scale": args.weight_scale, "batch": args.batch,
+                          "input_rate": args.input_rate, "max_delay": args.max_delay, "tau_syn": cell.tau_syn,
                           "tau_mem": cell.tau_mem},
                "rows": rows}
     with open(args.out, "w") as f:

@@ -162,14 +162,15 @@ def cross_validation_report(results) -> str:
 def eventprop_report(results) -> str:
     c = results["config"]
     lines = [f"Measured by `{results['command']}` ({results['device']}, JAX {results['jax']}): layers "
-             f"{'-'.join(str(n) for n in c['sizes'])}, batch {c['batch']}, {c['input_spikes']} spikes per input, "
-             f"max delay {c['max_delay']:g}; one training step = compiled `jax.grad` w.r.t. every weight and delay; "
-             "memory = XLA's compiled arguments + outputs + temporaries.", "",
-             "| steps | EventProp ms | EventProp MiB | BPTT ms | BPTT MiB | BPTT/EventProp memory | BPTT/EventProp time "
-             "| hidden spikes | dropped |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{'-'.join(str(n) for n in c['sizes'])}, batch {c['batch']}, {c['input_rate']:.4f} input spikes per "
+             f"channel and step, max delay {c['max_delay']:g}; one training step = compiled `jax.grad` w.r.t. every "
+             "weight and delay; memory = XLA's compiled arguments + outputs + temporaries.", "",
+             "| steps | input spikes | EventProp ms | EventProp MiB | BPTT ms | BPTT MiB | BPTT/EventProp memory "
+             "| BPTT/EventProp time | hidden spikes | dropped |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["rows"]:
         ep, bp = r["eventprop"], r["surrogate"]
-        lines.append(f"| {r['steps']} | {ep['ms_per_training_step']:.0f} | {ep['peak_bytes'] / 2**20:.2f} | "
+        lines.append(f"| {r['steps']} | {r['input_spikes_per_channel']} | {ep['ms_per_training_step']:.0f} | "
+                     f"{ep['peak_bytes'] / 2**20:.2f} | "
                      f"{bp['ms_per_training_step']:.0f} | {bp['peak_bytes'] / 2**20:.0f} | "
                      f"{r['memory_ratio_bptt_over_eventprop']:.0f}x | {r['time_ratio_bptt_over_eventprop']:.2f}x | "
                      f"{ep['hidden_spikes_per_example']:.0f} | {ep['dropped_spikes']} |")
