@@ -74,3 +74,26 @@ def test_multirun_sweep(tmp_path):
 def test_conv_model_on_a_dataset_without_frames_is_a_clear_error(tmp_path):
     proc = run("model=delayed_conv", "trainer.epochs=1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0 and "DelayedConv needs event frames; this dataset has none" in proc.stderr
+
+
+def test_config_groups_compose_onto_their_constructors():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from zoo.data import RandomShift
+    from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy
+    from zoo.trainer import EventPropTrainer
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        default = compose(config_name="config")
+        chosen = compose(config_name="config", overrides=[
+            "trainer=eventprop", "loss=first_spike", "trainer.loss.alpha=0.1", "augment=shift",
+            "model=lif_network", "distributed=manual", "distributed.coordinator_address=127.0.0.1:1234",
+            "distributed.num_processes=2", "distributed.process_id=1"])
+    trainer = instantiate(default.trainer)
+    assert isinstance(trainer.loss, CrossEntropy) and trainer.augment is None and not default.distributed
+    trainer = instantiate(chosen.trainer)
+    assert isinstance(trainer, EventPropTrainer) and trainer.gradient == "eventprop"
+    assert trainer.loss == FirstSpikeCrossEntropy(alpha=0.1) and trainer.augment == RandomShift(2)
+    assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
+    assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
