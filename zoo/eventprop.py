@@ -6,7 +6,9 @@ The network is a stack of current-based LIF layers (time in steps, as in `zoo.ne
 
 with a spike when ``V`` reaches the threshold ``theta`` (found within the step by bisection of the exact
 solution) and ``V -> 0`` at that time. Each layer receives the spike times of the layer below, so its
-arrivals ``t_k + d_ji`` are known in advance: one broadcast add, exact for any delay >= 0.
+arrivals ``t_k + d_ji`` are known in advance: one broadcast add, exact for any delay >= 0 (or, with a
+``queue``, delivered through layers of `queues`; the same arrivals). A layer may also feed itself
+through recurrent synapses with delays of at least one step.
 
 The gradient is the adjoint method of Wunderlich & Pehle (2021), extended to delays as in Mészáros,
 Knight & Nowotny (2025). With ``lambda_V = dL/dV(t)`` and ``lambda_I = dL/dI(t)`` (the sensitivity of the
@@ -27,7 +29,9 @@ where ``dL/dt*`` is what the layer above (and the loss) sends back for that spik
 
 and the same ``w_ji (lambda_I,j / tau_syn - lambda_V,j)(a)``, summed over the targets ``j``, is ``dL/dt_k``
 of the presynaptic spike: the message for the layer below. The backward pass runs layer by layer,
-from the top, so every spike's message is complete before its own layer is integrated. What it keeps
+from the top, so every spike's message is complete before its own layer is integrated; a recurrent
+layer's own messages are summed as its backward pass crosses their arrivals, which lie in later steps
+than the spikes that sent them. What it keeps
 from the forward pass is the spike times and the synaptic current at each spike: memory O(spikes),
 not O(steps x neurons) as in backpropagation through time.
 
