@@ -115,7 +115,7 @@ def delay_task_report(results) -> str:
              "| model | test accuracy | seeds | overrides |", "|---|---:|---:|---|"]
     for name, s in results["summary"].items():
         lines.append(f"| {name.replace('_', ' ')} | {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
-                     f"| {s['seeds']} | {' '.join(s['overrides']) or '(default)'} |")
+                     f"| {s['seeds']} | {' '.join(s['overrides']) or '(the recipe)'} |")
     return "\n".join(lines)
 
 
