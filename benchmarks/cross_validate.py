@@ -22,19 +22,9 @@ import time
 
 import jax
 import numpy as np
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from train import build_model  # noqa: E402
-
-ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
-
-
-def compose_recipe(overrides: list[str]):
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+from recipes import ABLATIONS, build_model, compose_recipe, save
 
 
 def run_fold(cfg, train, test, seed: int) -> dict:
@@ -87,11 +77,6 @@ def main(argv=None):
         print(name, json.dumps(results["summary"][name]), flush=True)
         save(results, args.out)
 
-
-def save(results: dict, path: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

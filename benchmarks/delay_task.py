@@ -15,24 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import jax
 import numpy as np
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from train import build_model  # noqa: E402
-ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
-
+from recipes import ABLATIONS, build_model, compose_recipe, save
 
 def run(overrides: list[str], test_examples: int, seed: int) -> dict:
-    with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides + [f"seed={seed}", f"dataset.seed={seed}"])
+    cfg = compose_recipe(overrides + [f"seed={seed}", f"dataset.seed={seed}"])
     data = instantiate(cfg.dataset).load()
     model = build_model(cfg, data, seed)
     start = time.perf_counter()
@@ -52,7 +45,7 @@ def main(argv=None):
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
     results = {"command": "python benchmarks/delay_task.py " + " ".join(argv if argv is not None else
-                                                                          __import__("sys").argv[1:]),
+                                                                          sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     for name, overrides in ABLATIONS.items():
         runs = results["runs"][name] = []
@@ -66,11 +59,6 @@ def main(argv=None):
         print(name, json.dumps(results["summary"][name]), flush=True)
         save(results, args.out)
 
-
-def save(results: dict, path: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
