@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
@@ -75,9 +74,6 @@ def weights(run_dir: Path) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))]
 
 
-@pytest.mark.xfail(strict=False, reason="known flaky: about one run in four the two processes abort (SIGABRT) or "
-                   "hang at the end of training; the cause (distributed shutdown or Orbax's cross-process "
-                   "barriers) is not found yet")
 def test_two_processes_train_like_one_process_with_their_devices(tmp_path):
     """Multi-host through jax.distributed.initialize: 2 processes x 2 CPU devices on localhost (gloo
     collectives) give the weights of 1 process with 4 devices, and only process 0 writes outputs."""

@@ -154,6 +154,7 @@ def test_train_and_evaluate_with_eventprop(tmp_path):
     run = tmp_path / "run"
     subprocess.run([sys.executable, "train.py", "model=lif_network", "trainer=eventprop", "dataset=yinyang",
                     "dataset.examples=300", "trainer.epochs=2", "trainer.batch_size=30", "max_delay=4",
+                    "regulariser=spike_count",
                     f"hydra.run.dir={run}"], cwd=root, check=True, capture_output=True, text=True, timeout=600)
     assert json.loads((run / "metrics.json").read_text())["history"][-1]["epoch"] == 2
     out = tmp_path / "eval.json"
@@ -302,3 +303,40 @@ def test_lif_network_delivers_through_the_queue_group():
     np.testing.assert_allclose(jax.vmap(queued)(*x)[0], jax.vmap(table)(*x)[0], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="delivery='queue' needs a `queue`"):
         ExactLIFNetwork(5, [16], 3, **kw, delivery="queue")
+
+
+def test_spike_count_regulariser_has_exact_gradients_and_reduces_hidden_spikes():
+    import equinox as eqx
+    from zoo.data import YinYang
+    from zoo.losses import SpikeCountRegulariser
+    from zoo.models import ExactLIFNetwork
+    from zoo.trainer import EventPropTrainer
+
+    times = jnp.array([[0.0, 5.0, jnp.inf], [jnp.inf, jnp.inf, jnp.inf]])
+    np.testing.assert_allclose(eventprop.discounted_counts(times, 10), [1.0 + 0.5, 0.0])
+    reg = SpikeCountRegulariser(strength=2.0, target=1.0)
+    counts = jnp.array([[1.5, 0.0], [0.5, 2.0]])  # batch 2 x neurons 2: means 1.0 and 1.0
+    assert float(reg({"neuron_counts": counts})) == 0.0
+    assert float(reg({"neuron_counts": counts + 1})) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="strength >= 0"):
+        SpikeCountRegulariser(strength=-1.0)
+
+    data = YinYang(examples=480, seed=4).load()
+    net = ExactLIFNetwork(5, [16], 3, key=jax.random.PRNGKey(1), max_delay=4.0, weight_scale=3.0, max_spikes=8)
+    x = (jnp.asarray(data.spikes[:16]), jnp.asarray(data.times[:16]))
+    silent = SpikeCountRegulariser(strength=1.0, target=0.0)
+    grads = [eqx.filter_grad(lambda m: silent(jax.vmap(m)(*x)[1]))(net.with_gradient(g)) for g in ("eventprop", "exact")]
+    for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert float(jnp.abs(grads[0].weights[0]).max()) > 0 and float(jnp.abs(grads[0].delays[0]).max()) > 0
+
+    # the exact gradient of a discounted count is weak (1/steps per spike): a strong penalty, a few epochs
+    spikes, accuracy = {}, {}
+    for name, regulariser in (("free", None), ("regularised", SpikeCountRegulariser(strength=5.0, target=0.5))):
+        _, metrics = EventPropTrainer(epochs=3, batch_size=32, regulariser=regulariser).fit(net, data, log=lambda _: None)
+        spikes[name] = metrics["history"][-1]["hidden_spikes_per_example"]
+        accuracy[name] = metrics["val_accuracy"]
+    assert spikes["regularised"] < 0.9 * spikes["free"], spikes
+    assert accuracy["regularised"] > 0.5, accuracy  # still learning the task (chance: 1/3)
+    with pytest.raises(ValueError, match="reports no differentiable spike counts"):
+        reg({"spikes": jnp.ones(3)})

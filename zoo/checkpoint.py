@@ -23,12 +23,19 @@ class Checkpoints:
         if keep_best < 1:
             raise ValueError(f"Checkpoints: `keep_best` must be >= 1, got {keep_best}")
         self.directory, self.metric = os.path.abspath(directory), metric
-        self.last = ocp.CheckpointManager(os.path.join(self.directory, "last"),
-                                          options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True, cleanup_tmp_directories=True))
+        # Two managers save the same step: with several processes their cross-process barriers would
+        # share names ("_async_commit_complete.<step>") and collide, so each gets its own key prefix.
+        self.last = ocp.CheckpointManager(
+            os.path.join(self.directory, "last"),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, create=True, cleanup_tmp_directories=True,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix="last")))
         self.best = ocp.CheckpointManager(
             os.path.join(self.directory, "best"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep_best, create=True, cleanup_tmp_directories=True,
-                                                 best_fn=lambda m: m[metric], best_mode="max"))
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep_best, create=True, cleanup_tmp_directories=True,
+                best_fn=lambda m: m[metric], best_mode="max",
+                multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix="best")))
 
     def save(self, epoch: int, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
         leaves = {f"{i:05d}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(state))}

@@ -415,3 +415,15 @@ def input_times(spikes: Float[Array, "steps channels"], times: Float[Array, "ste
     picked = jnp.take_along_axis(jnp.broadcast_to(at, spikes.shape), order, 0)
     valid = jnp.take_along_axis(fired, order, 0)
     return jnp.where(valid, picked, jnp.inf).T, jnp.maximum(fired.sum(0) - slots, 0)
+
+
+def discounted_counts(spike_times: Float[Array, "neurons slots"], steps: int) -> Float[Array, " neurons"]:
+    """Each neuron's spike count with every spike weighted by the share of the window left after it,
+
+        c_i = sum_k (1 - t_ik / steps),
+
+    the count for spikes at t = 0 and 0 for a spike at the window's end. The count itself is piecewise
+    constant, so its exact gradient is zero wherever it exists; ``c`` has the exact gradient
+    ``dc_i/dt_ik = -1/steps``, which a count penalty turns into pushing surplus spikes towards the end of
+    the window, where they leave it (and pulling spikes earlier when a neuron is below its target)."""
+    return jnp.where(jnp.isfinite(spike_times), 1.0 - spike_times / steps, 0.0).sum(-1)

@@ -39,3 +39,28 @@ class FirstSpikeCrossEntropy:
         t_label = -jnp.take_along_axis(logits, labels[:, None], 1)[:, 0]
         ce = optax.softmax_cross_entropy_with_integer_labels(logits / self.tau0, labels)
         return (ce + self.alpha * (jnp.exp(t_label / self.tau1) - 1)).mean()
+
+
+@dataclass(frozen=True)
+class SpikeCountRegulariser:
+    """Keeps hidden neurons near ``target`` spikes per example (the rate regulariser of Zenke & Vogels
+    2021 and Nowotny et al. 2025):
+
+        R = strength * mean_i (mean_batch c_i - target)^2
+
+    over the hidden neurons ``i``, where ``c_i`` is the model's differentiable spike count
+    (``stats["neuron_counts"]``, e.g. `zoo.eventprop.discounted_counts`, so EventProp gives its exact
+    gradient). Added to the loss by the trainer (``regulariser=spike_count``)."""
+
+    strength: float = 1e-3
+    target: float = 1.0
+
+    def __post_init__(self):
+        if self.strength < 0 or self.target < 0:
+            raise ValueError(f"SpikeCountRegulariser: need strength >= 0 and target >= 0; got {self}")
+
+    def __call__(self, stats: dict[str, Array]) -> Float[Array, ""]:
+        if "neuron_counts" not in stats:
+            raise ValueError("SpikeCountRegulariser: the model reports no differentiable spike counts "
+                             f"(stats {sorted(stats)}); use a model with exact spike times (model=lif_network)")
+        return self.strength * jnp.mean((stats["neuron_counts"].mean(0) - self.target) ** 2)

@@ -32,6 +32,7 @@ class SurrogateTrainer:
     data_parallel: bool = True  # split every batch across all devices (jax.sharding)
     augment: Callable[[SpikeDataset, np.random.Generator], SpikeDataset] | None = None  # e.g. zoo.data.RandomShift
     loss: Callable[[jax.Array, jax.Array], jax.Array] = field(default_factory=CrossEntropy)  # (logits, labels)
+    regulariser: Callable[[dict], jax.Array] | None = None  # of the batch's stats, e.g. SpikeCountRegulariser
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -73,7 +74,10 @@ class SurrogateTrainer:
 
         def loss_fn(model, spikes, times, labels):
             logits, stats = jax.vmap(model)(spikes, times)
-            return self.loss(logits, labels), (logits.argmax(-1) == labels, stats)
+            loss = self.loss(logits, labels)
+            if self.regulariser is not None:
+                loss = loss + self.regulariser(stats)
+            return loss, (logits.argmax(-1) == labels, stats)
 
         @eqx.filter_jit
         def epoch(model, opt_state, spikes, times, labels):

@@ -128,7 +128,9 @@ class ExactLIFNetwork(eqx.Module):
         else:
             first = spike_times[-1][:, 0]
             logits = -jnp.where(jnp.isfinite(first), first, float(steps))
-        stats = {"spikes": sum(jnp.isfinite(t).sum() for t in spike_times[:len(self.weights) - 1]),
+        hidden = spike_times[:len(self.weights) - 1]
+        stats = {"spikes": sum(jnp.isfinite(t).sum() for t in hidden),
+                 "neuron_counts": jnp.concatenate([eventprop.discounted_counts(t, steps) for t in hidden]),
                  "dropped": sum(c["overflow"] + c["queue_dropped"] for c in counts) + left_out.sum(),
                  "pinned": sum(c["pinned"] for c in counts)}
         return logits, stats
