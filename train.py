@@ -2,47 +2,47 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 
 import equinox as eqx
 import hydra
 import jax
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+import zoo
+import zoo.build
 from zoo.checkpoint import Checkpoints
 
 
 def build_model(cfg: DictConfig, data, seed: int):
-    """The model of ``cfg.model`` for ``data``, with initial weights drawn from ``seed``.
-
-    Runtime objects go in as Python arguments rather than through OmegaConf: the sizes and the event
-    frame shape (for models that take one) from the dataset, and ``cfg.queue`` for models that deliver
-    through a queue (`ExactLIFNetwork` knows every arrival in advance and takes none).
-    """
-    build = instantiate(cfg.model, _partial_=True)
-    accepts = inspect.signature(build.func).parameters
-    extra = {}
-    if "frame" in accepts:
-        if data.frame is None:
-            raise ValueError(f"model {build.func.__name__} needs event frames; this dataset has none")
-        extra["frame"] = data.frame
-    if "queue" in accepts:
-        extra["queue"] = instantiate(cfg.queue)
-    return build(channels=data.channels, classes=data.classes, key=jax.random.PRNGKey(seed), **extra)
+    """The model of ``cfg.model`` (and ``cfg.queue``) for ``data``, with initial weights drawn from ``seed``."""
+    return zoo.build.build_model(cfg.model, channels=data.channels, classes=data.classes, frame=data.frame,
+                                 queue_cfg=cfg.get("queue"), seed=seed)
 
 
-def init_weights_path(init_from: str) -> str:
-    """The weights file of ``init_from``: a train.py run directory or a ``.eqx`` file."""
+def initial_weights(init_from: str, model):
+    """``model`` with the weights of ``init_from``: a train.py run directory, a ``.eqx`` file, a zoo
+    name, a pretrained directory or a Hub id. The architectures must match; a leaf that does not is
+    named in the error."""
     path = to_absolute_path(init_from)
-    candidate = os.path.join(path, "model.eqx") if os.path.isdir(path) else path
-    if not os.path.isfile(candidate):
-        raise FileNotFoundError(f"init_from={init_from}: {candidate} not found; give a train.py run directory or a "
-                                ".eqx weights file (zoo names and Hub ids arrive with the model zoo)")
-    return candidate
+    run_weights = os.path.join(path, "model.eqx") if os.path.isdir(path) else path
+    if os.path.isfile(run_weights):
+        return eqx.tree_deserialise_leaves(run_weights, model)
+    if os.path.isdir(path):
+        pretrained = zoo.Pretrained.load_directory(path)
+    elif "/" not in init_from and not init_from.endswith(".eqx"):
+        pretrained = zoo.load_pretrained(init_from)  # a zoo name (an unknown one lists the close matches)
+    elif init_from.count("/") == 1 and not init_from.startswith("."):
+        pretrained = zoo.load_pretrained(init_from)  # a Hub id
+    else:
+        raise FileNotFoundError(f"init_from={init_from}: {path} not found; give a zoo name (zoo.list_models()), a "
+                                "pretrained or train.py run directory, a .eqx file or a Hub id (ORG/NAME)")
+    arrays = {k: np.asarray(v) for k, v in zoo.hub.leaf_paths(pretrained.model).items()}
+    return zoo.hub.fill(model, arrays, f"init_from={init_from}")
 
 
 def select_platform(platform: str, distributed: DictConfig | None = None) -> None:
@@ -69,7 +69,7 @@ def main(cfg: DictConfig) -> float:
     model = build_model(cfg, data, cfg.seed)
     out_dir = HydraConfig.get().runtime.output_dir
     if cfg.init_from:
-        model = eqx.tree_deserialise_leaves(init_weights_path(cfg.init_from), model)
+        model = initial_weights(cfg.init_from, model)
     checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best)
     logger = instantiate(cfg.logger) if main_process else None
     if logger is not None:

@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import neurons
+from ..registry import PretrainedEntry, register
 from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
 from .synapses import DelayedSynapses
 
@@ -66,4 +67,21 @@ class DelayedFeedForward(DelayedSNN):
 
         init = (self.input.init(), jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
         (state, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, spikes, times))
-        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": state.dropped.sum()}
+        # synaptic operations: every input event reaches `hidden` synapses, every hidden spike `classes`
+        synops = (spikes > 0).sum() * hidden + counts.sum() * self.w_out.shape[0]
+        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": state.dropped.sum(),
+                                                       "synops": synops}
+
+
+# -- pretrained variants (zoo.list_models("delayed_ffn.*")); each with its no-delay ablation -----------------
+register(PretrainedEntry(
+    "delayed_ffn.delay_task", ("model=delayed_ffn", "dataset=delay_task"),
+    "Delayed LIF network (16 hidden) on the generated delay-critical task: two channels whose classes differ "
+    "only in the interval between their spikes."), with_ablation=True)
+register(PretrainedEntry(
+    "delayed_ffn.nmnist",
+    ("model=delayed_ffn", "dataset=nmnist", "dataset.root=../shared/data", "model.hidden=64", "max_delay=8",
+     "queue=delay_line", "trainer.epochs=8", "trainer.batch_size=32", "trainer.val_fraction=0.1", "augment=shift",
+     "trainer.augment.max_shift=1"),
+    "Delayed LIF network (17x17x2 inputs, 64 hidden) trained on the 1,000 real N-MNIST training recordings."),
+    with_ablation=True)

@@ -78,4 +78,6 @@ class DelayedRecurrent(DelayedSNN):
                 jnp.zeros(self.w_out.shape[0]))
         (in_state, rec_state, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, spikes, times))
         dropped = in_state.dropped.sum() + rec_state.dropped.sum()
-        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped}
+        # synaptic operations: input events fan out to `hidden`, hidden spikes to `hidden` + `classes`
+        synops = (spikes > 0).sum() * hidden + counts.sum() * (hidden + self.w_out.shape[0])
+        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped, "synops": synops}

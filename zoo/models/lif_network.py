@@ -13,6 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 
 from .. import eventprop, neurons
+from ..registry import PretrainedEntry, register
 from .common import check_sizes
 
 LIF_READOUTS = ("max_membrane", "sum_membrane", "first_spike")
@@ -131,6 +132,19 @@ class ExactLIFNetwork(eqx.Module):
         hidden = spike_times[:len(self.weights) - 1]
         stats = {"spikes": sum(jnp.isfinite(t).sum() for t in hidden),
                  "neuron_counts": jnp.concatenate([eventprop.discounted_counts(t, steps) for t in hidden]),
+                 # synaptic operations: each layer's input spikes times its fan-out (recurrent ones too)
+                 "synops": sum(jnp.isfinite(t).sum() * w.shape[0] for t, w in zip((times_in, *hidden), self.weights))
+                 + sum(jnp.isfinite(t).sum() * w.shape[0] for t, w in zip(hidden, self.rec_weights or ())),
                  "dropped": sum(c["overflow"] + c["queue_dropped"] for c in counts) + left_out.sum(),
                  "pinned": sum(c["pinned"] for c in counts)}
         return logits, stats
+
+
+# -- pretrained variants (zoo.list_models("lif_network.*")); each with its no-delay ablation -----------------
+register(PretrainedEntry(
+    "lif_network.yinyang",
+    ("model=lif_network", "trainer=eventprop", "dataset=yinyang", "max_delay=8", "model.max_spikes=16",
+     "model.weight_scale=1.5", "optim.lr=0.005", "optim.cosine_decay=true", "trainer.epochs=20",
+     "trainer.batch_size=32"),
+    "Exact-spike-time LIF network (64 hidden) with learned delays on Yin-Yang, trained with EventProp."),
+    with_ablation=True)
