@@ -26,6 +26,7 @@ CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
 DTE_START, DTE_END = "<!-- DELAY_TASK_EVENTPROP:START -->", "<!-- DELAY_TASK_EVENTPROP:END -->"
+ZOO_START, ZOO_END = "<!-- ZOO:START -->", "<!-- ZOO:END -->"
 
 
 def _us(row, key):
@@ -177,6 +178,35 @@ def eventprop_report(results) -> str:
     return "\n".join(lines)
 
 
+def zoo_report(directory: str) -> str:
+    """The shipped models, from their own files: config.json in ``directory`` (zoo/pretrained) and
+    evaluation.json beside their cards (model_cards)."""
+    import os
+    rows = ["| model | data | delays | validation acc. (training run) | test acc. (this CPU) | cpu variant: queue, "
+            "dtype, batch (speed-up vs trained queue) |", "|---|---|---|---|---|---|"]
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name, "config.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            config = json.load(f)
+        cards = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(directory))), "model_cards")
+        evaluation_path = os.path.join(cards, name, "evaluation.json")
+        evaluations = json.load(open(evaluation_path)) if os.path.isfile(evaluation_path) else []
+        tests = [r for r in evaluations if r["split"].startswith("test")]
+        test = f"{tests[0]['accuracy'] * 100:.2f} % ({tests[0]['num_samples']})" if tests else "withheld"
+        cpu = config.get("variants", {}).get("cpu")
+        tuned = "not tuned" if not cpu else (
+            f"{(cpu['queue'] or {}).get('_target_', 'none').rsplit('.', 1)[-1]}, {cpu['dtype']}, {cpu['batch_size']} "
+            f"({cpu['speedup_vs_trained']:.2f}x)")
+        data = config["dataset"]["_target_"].rsplit(".", 1)[-1]
+        val = config.get("training", {}).get("val_accuracy")
+        rows.append(f"| [`{name}`](model_cards/{name}/README.md) | {data} | "
+                    f"{'no (ablation)' if name.endswith('_nodelay') else 'learned'} | "
+                    f"{'-' if val is None else f'{val * 100:.2f} %'} | {test} | {tuned} |")
+    return "\n".join(rows)
+
+
 def update_readme(readme_path: str, text: str, start: str = START, end: str = END) -> None:
     with open(readme_path) as f:
         readme = f.read()
@@ -197,6 +227,7 @@ def main(argv=None):
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
     parser.add_argument("--delay-task-eventprop", help="a delay_task.py results file of the EventProp recipe")
+    parser.add_argument("--zoo", help="the shipped pretrained models' directory (zoo/pretrained)")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
     args = parser.parse_args(argv)
     renderers = [(args.results, report, START, END), (args.delay_task, delay_task_report, DELAY_START, DELAY_END),
@@ -210,6 +241,8 @@ def main(argv=None):
         if path:
             with open(path) as f:
                 sections.append((render(json.load(f)), start, end))
+    if args.zoo:
+        sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:
         parser.error("give a results file, --delay-task, --dense-conv, --spyx, --cross-validation, --eventprop, ...")
     for text, start, end in sections:

@@ -66,6 +66,13 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     assert section.group(1) == getattr(report, render)(results)
 
 
+def test_readme_zoo_table_is_generated_from_the_shipped_models():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.ZOO_START) + r"\n(.*?)\n" + re.escape(report.ZOO_END), readme, re.S)
+    assert section, "README has no zoo table section"
+    assert section.group(1) == report.zoo_report(str(ROOT / "zoo" / "pretrained"))
+
+
 def test_readme_queue_example_runs():
     readme = (ROOT / "README.md").read_text()
     example = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
