@@ -192,7 +192,10 @@ def zoo_report(directory: str) -> str:
             config = json.load(f)
         cards = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(directory))), "model_cards")
         evaluation_path = os.path.join(cards, name, "evaluation.json")
-        evaluations = json.load(open(evaluation_path)) if os.path.isfile(evaluation_path) else []
+        evaluations = []
+        if os.path.isfile(evaluation_path):
+            with open(evaluation_path) as f:
+                evaluations = json.load(f)
         tests = [r for r in evaluations if r["split"].startswith("test")]
         test = f"{tests[0]['accuracy'] * 100:.2f} % ({tests[0]['num_samples']})" if tests else "withheld"
         cpu = config.get("variants", {}).get("cpu")

@@ -35,7 +35,10 @@ def export_run(run_dir: str, name: str, recipe: list[str] | tuple[str, ...]) -> 
     model, cfg, data = load_run(run_dir)
     container = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     metrics_path = os.path.join(run_dir, "metrics.json")
-    metrics = json.load(open(metrics_path)) if os.path.isfile(metrics_path) else {}
+    metrics = {}
+    if os.path.isfile(metrics_path):
+        with open(metrics_path) as f:
+            metrics = json.load(f)
     config: dict[str, Any] = {
         "name": name, "model": container(cfg.model), "queue": container(cfg.queue) if "queue" in cfg else None,
         "inputs": {"channels": data.channels, "classes": data.classes,
