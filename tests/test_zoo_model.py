@@ -135,3 +135,17 @@ def test_rematerialisation_changes_memory_not_results(cls):
     assert memory[1] < memory[0] / 2
     with pytest.raises(ValueError, match="`remat_chunk` must be a positive"):
         make(4, 16, 2, key=jax.random.PRNGKey(0), remat_chunk=0)
+
+
+def test_models_count_their_synaptic_operations():
+    """SynOps per example (evaluate.py's benchmark): each presynaptic event times its fan-out."""
+    from zoo.models import DelayedConv
+    x = (jax.random.uniform(jax.random.PRNGKey(1), (12, 2 * 6 * 6)) < 0.2).astype(jnp.float32)
+    events = int((x > 0).sum())
+    ffn = DelayedFeedForward(72, 8, 3, queue=queues.FIFORing(capacity=4, max_delay=8.0), key=jax.random.PRNGKey(0))
+    _, stats = ffn(x)
+    assert int(stats["synops"]) == events * 8 + int(stats["spikes"]) * 3
+    conv = DelayedConv(72, 8, 3, key=jax.random.PRNGKey(0), frame=(2, 6, 6),
+                       queue=queues.FIFORing(capacity=2, max_delay=8.0))
+    _, stats = conv(x)
+    assert int(stats["synops"]) >= events * conv.conv.out_channels * 9  # the convolution's share alone

@@ -96,10 +96,14 @@ class DelayedConv(DelayedSNN):
             s = spike(v - self.threshold)
             v = v * (1 - jax.lax.stop_gradient(s))
             readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
-            return (v_map, axon, syn, current, v, readout), (out, s.sum() + s_map.sum())
+            # synaptic operations: each pooled unit that sends reaches `hidden`, each hidden spike `classes`
+            ops = (count.reshape(-1) > 0).sum() * hidden + s.sum() * self.w_out.shape[0]
+            return (v_map, axon, syn, current, v, readout), (out, s.sum() + s_map.sum(), ops)
 
         init = (jnp.zeros(drive.shape[1:]), self.axon_queue.init(pooled_shape), self.dense.init(),
                 jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
-        (_, axon, syn, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, drive))
+        (_, axon, syn, *_), (outputs, counts, ops) = time_scan(self.remat_chunk, step, init, (steps, drive))
         dropped = axon.dropped.sum() + syn.dropped.sum()
-        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped}
+        # plus the convolution's, counted as if event-driven: each input event reaches features x kernel taps
+        synops = (spikes > 0).sum() * features * math.prod(self.conv.kernel_size) + ops.sum()
+        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped, "synops": synops}
