@@ -5,7 +5,8 @@ A pretrained model is a directory (locally, or a Hub repository at a revision) h
 * ``model.safetensors``: every array leaf of the Equinox model, keyed by its path (``.weights[0]``);
 * ``config.json``: what rebuilds the skeleton (the model's Hydra config with ``_target_``, the queue's,
   the input sizes), the training recipe and dataset, and the SHA-256 of the weights file;
-* ``README.md``: the model card (`zoo.cards`), and its plots.
+* ``README.md``: the model card (`zoo.cards`), and its plots (the zoo's shipped models keep theirs
+  in ``model_cards/<name>/``; `zoo.publish` uploads both folders together).
 
 Loading checks the checksum before reading a byte of weights, and every leaf's name and shape against
 the rebuilt skeleton: a corrupt file or a config mismatch is an error, never random weights.
