@@ -20,6 +20,7 @@ import jax
 from omegaconf import OmegaConf
 
 from . import cards, inference
+from .build import reconfigured
 from .hub import Pretrained
 from .registry import get_entry
 
@@ -45,13 +46,9 @@ def tune(loaded: Pretrained, data, *, dtypes=("float32",), kinds=KINDS, batch_si
     (float32, its own queue), with no more dropped spikes; every candidate is kept in ``candidates``."""
     import jax.numpy as jnp
 
-    from .registry import apply_variant
-
     candidates = []
     for dtype in dtypes:
-        trial = Pretrained(loaded.model, {**loaded.config, "variants": {"trial": {"queue": loaded.config.get("queue"),
-                                                                                 "dtype": dtype}}})
-        model = apply_variant(trial, "trial").model
+        model = reconfigured(loaded.model, dtype=dtype)
         try:
             rows = inference.benchmark(model, data, {k: queue_config(k) for k in kinds}, batch_sizes=batch_sizes,
                                        repeats=repeats)

@@ -31,3 +31,19 @@ def build_model(model_cfg: Any, *, channels: int, classes: int, frame: tuple[int
             raise ValueError(f"model {build.func.__name__} delivers through a queue; give a `queue` config")
         extra["queue"] = instantiate(queue_cfg)
     return build(channels=channels, classes=classes, key=jax.random.PRNGKey(seed), **extra)
+
+
+def reconfigured(model, *, queue_cfg: Any = None, dtype: Any = None):
+    """``model`` with every queue rebuilt from ``queue_cfg`` (each keeping its own ``max_delay``) and
+    its floating-point leaves cast to ``dtype``; either left as is when None. The weights are the same:
+    this is how a variant (`zoo.autotune`) or a benchmarked queue kind is applied."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from .models import swap_queues
+
+    if queue_cfg is not None:
+        model = swap_queues(model, lambda max_delay: instantiate(queue_cfg, max_delay=max_delay))
+    if dtype is not None:
+        model = jax.tree_util.tree_map(lambda x: x.astype(jnp.dtype(dtype)) if eqx.is_inexact_array(x) else x, model)
+    return model

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 import queues
 
-from .models import swap_queues
+from .build import reconfigured
 
 
 @eqx.filter_jit
@@ -104,7 +104,7 @@ def benchmark(model, data, queue_cfgs: dict[str, Any], batch_sizes=(1, 16, 64, 2
         queue_cfgs = {"none": None}
     dtype, rows = model_dtype(model), []
     for name, cfg in queue_cfgs.items():
-        variant = model if cfg is None else swap_queues(model, lambda max_delay: instantiate(cfg, max_delay=max_delay))
+        variant = reconfigured(model, queue_cfg=cfg)
         try:
             jax.block_until_ready(predict_one(variant, *example(data, 0, dtype)))
         except (ValueError, eqx.EquinoxRuntimeError) as exc:  # a kind (or dtype) this model cannot use, e.g.

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 
+from .build import reconfigured
 from .hub import Pretrained
 
 SHIPPED = Path(__file__).resolve().parent / "pretrained"  # weights that ship with the package
@@ -125,20 +124,11 @@ def load(name: str, *, variant: str | None = None, pretrained: bool = True, revi
 
 def apply_variant(loaded: Pretrained, variant: str) -> Pretrained:
     """``loaded`` with the settings its config records for ``variant``: the queue kind and dtype."""
-    from hydra.utils import instantiate
-
-    from .models import swap_queues
-
     variants = loaded.config.get("variants", {})
     if variant not in variants:
         raise KeyError(f"{loaded.config.get('name', 'model')}: no variant {variant!r}; it has "
                        f"{', '.join(sorted(variants)) or 'none'} (python -m zoo.autotune tunes one)")
     settings = variants[variant]
-    model = loaded.model
-    if settings.get("queue") is not None:
-        queue_cfg = settings["queue"]
-        model = swap_queues(model, lambda max_delay: instantiate(queue_cfg, max_delay=max_delay))
-    dtype = jnp.dtype(settings.get("dtype", "float32"))
-    model = jax.tree_util.tree_map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model)
+    model = reconfigured(loaded.model, queue_cfg=settings.get("queue"), dtype=settings.get("dtype", "float32"))
     config = {**loaded.config, "queue": settings.get("queue", loaded.config.get("queue")), "variant": variant}
     return Pretrained(model, config)
