@@ -9,7 +9,13 @@ synaptic current -> LIF neurons``, loss = the output spike count, gradient w.r.t
 * *ours*: spikes go through a layer of queues, each delivered at its exact arrival time into the
   exponential current: `DelayLine` (lossless; its slots grow with the max delay) and `FIFORing` with the
   capacity that Erlang's B formula gives for 1 % drops at this rate (its state does not grow with the
-  max delay). The loss of each is reported: a FIFO that drops computes a slightly different layer.
+  max delay), stepped through time; and `queues.Scheduled`, which computes every step's delivery at
+  once from the input events (the input is known in advance, as for any feed-forward layer), with a
+  capacity of the most events in one example of the batch (nothing dropped). The loss of each is
+  reported: a FIFO that drops computes a slightly different layer, and `DelayLine` merges the spikes
+  a synapse delivers in one step into their mean time.
+
+The input raster is an argument of the compiled step for every layer (not a constant XLA could fold).
 
 Time per training step (compiled ``jax.grad``, best of ``--repeats``) and peak memory (XLA's compiled
 arguments + outputs + temporaries).
@@ -56,12 +62,12 @@ def lif_spike_count(inputs):
     return jax.lax.scan(step, (zeros, zeros), inputs)[1].sum()
 
 
-def dense_loss(spikes, max_delay: int):
-    """spikes: (batch, steps, n_in) -> loss(weight (n_out, n_in), delays (n_in, n_out))."""
+def dense_loss(max_delay: int):
+    """loss(weight (n_out, n_in), delays (n_in, n_out), spikes (batch, steps, n_in))."""
     taps = jnp.arange(max_delay + 1, dtype=jnp.float32)
-    x = jnp.pad(jnp.moveaxis(spikes, 1, 2), ((0, 0), (0, 0), (max_delay, 0)))  # (batch, n_in, D + steps)
 
-    def loss(weight, delays):
+    def loss(weight, delays, spikes):
+        x = jnp.pad(jnp.moveaxis(spikes, 1, 2), ((0, 0), (0, 0), (max_delay, 0)))  # (batch, n_in, D + steps)
         profile = jax.nn.softmax(-((taps - delays.T[..., None]) ** 2) / (2 * SIGMA**2), axis=-1)  # (out, in, taps)
         kernel = (weight[..., None] * profile)[..., ::-1]  # correlation -> causal convolution
         current = jax.lax.conv_general_dilated(x, kernel, (1,), "VALID", dimension_numbers=("NCH", "OIH", "NCH"))
@@ -70,13 +76,13 @@ def dense_loss(spikes, max_delay: int):
     return loss
 
 
-def queue_loss(spikes, max_delay: int, queue=None):
+def queue_loss(max_delay: int, queue=None):
     """The same layer with one queue per synapse and example: a (batch, n_in, n_out) layer state."""
     queue = queue or queues.DelayLine(max_delay=float(max_delay), validate=False)
-    steps = jnp.arange(spikes.shape[1], dtype=jnp.int32)
-    batch, _, n_in = spikes.shape
 
-    def loss(weight, delays):
+    def loss(weight, delays, spikes):
+        batch, n_steps, n_in = spikes.shape
+        steps = jnp.arange(n_steps, dtype=jnp.int32)
         shape = (batch, n_in, delays.shape[1])
 
         def step(state, xs):
@@ -91,12 +97,22 @@ def queue_loss(spikes, max_delay: int, queue=None):
     return loss
 
 
-def measure(loss, weight, delays, steps: int, repeats: int) -> dict:
-    compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(weight, delays).compile()
-    seconds = timed(compiled, (weight, delays), repeats)
-    grads = compiled(weight, delays)
-    return {"ms_per_training_step": 1e3 * seconds, "us_per_simulated_step": 1e6 * seconds / steps,
-            "peak_bytes": peak_bytes(compiled), "loss": float(jax.jit(loss)(weight, delays)),
+def scheduled_loss(scheduled: queues.Scheduled):
+    """The same layer, every step's delivery computed at once (per example) before the neurons run."""
+    def loss(weight, delays, spikes):
+        schedule = jax.vmap(lambda x: scheduled.schedule(x, delays))(spikes)
+        current = jax.vmap(lambda s: s.exponential(weight, TAU_SYN))(schedule)  # (batch, steps, n_out)
+        return lif_spike_count(jnp.moveaxis(current, 1, 0))
+
+    return loss
+
+
+def measure(loss, weight, delays, spikes, repeats: int) -> dict:
+    compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(weight, delays, spikes).compile()
+    seconds = timed(compiled, (weight, delays, spikes), repeats)
+    grads = compiled(weight, delays, spikes)
+    return {"ms_per_training_step": 1e3 * seconds, "us_per_simulated_step": 1e6 * seconds / spikes.shape[1],
+            "peak_bytes": peak_bytes(compiled), "loss": float(jax.jit(loss)(weight, delays, spikes)),
             "grads_finite": bool(all(jnp.isfinite(g).all() for g in grads))}
 
 
@@ -120,13 +136,15 @@ def main(argv=None):
         delays = jax.random.uniform(key_d, (n, n), minval=0.0, maxval=max_delay - 1.0)
         load = args.rate * max_delay / 2  # mean delay is max_delay / 2
         capacity = next(k for k in range(1, 64) if erlang_b(k, load) <= 0.01)
-        kinds = {"delay_line": queues.DelayLine(max_delay=float(max_delay), validate=False),
-                 f"fifo_ring[{capacity}]": queues.FIFORing(capacity=capacity, max_delay=float(max_delay),
-                                                           validate=False)}
+        events = int((spikes > 0).sum((1, 2)).max())  # the most input events of one example
+        losses = {"delay_line": queue_loss(max_delay, queues.DelayLine(max_delay=float(max_delay), validate=False)),
+                  f"fifo_ring[{capacity}]": queue_loss(max_delay, queues.FIFORing(
+                      capacity=capacity, max_delay=float(max_delay), validate=False)),
+                  f"scheduled[{events}]": scheduled_loss(queues.Scheduled(
+                      max_delay=float(max_delay), capacity=events, validate=False))}
         row = {"max_delay": max_delay, "steps": steps, "neurons": n, "batch": args.batch,
-               "dense": measure(dense_loss(spikes, max_delay), weight, delays, steps, args.repeats),
-               "ours": {name: measure(queue_loss(spikes, max_delay, q), weight, delays, steps, args.repeats)
-                        for name, q in kinds.items()}}
+               "dense": measure(dense_loss(max_delay), weight, delays, spikes, args.repeats),
+               "ours": {name: measure(loss, weight, delays, spikes, args.repeats) for name, loss in losses.items()}}
         for r in row["ours"].values():
             r["speedup_vs_dense"] = row["dense"]["ms_per_training_step"] / r["ms_per_training_step"]
             r["memory_ratio_vs_dense"] = r["peak_bytes"] / row["dense"]["peak_bytes"]

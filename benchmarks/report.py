@@ -130,7 +130,7 @@ def dense_conv_report(results) -> str:
         for name, r in row["ours"].items():
             lines.append(f"| {row['max_delay']} | {row['steps']} | {dense['ms_per_training_step']:.0f} | "
                          f"{dense['peak_bytes'] / 2**20:.0f} | {name} | {r['ms_per_training_step']:.0f} | "
-                         f"{r['peak_bytes'] / 2**20:.0f} | {r['speedup_vs_dense']:.2f}x | {r['memory_ratio_vs_dense']:.1f} |")
+                         f"{r['peak_bytes'] / 2**20:.0f} | {r['speedup_vs_dense']:.2f}x | {r['memory_ratio_vs_dense']:.2f} |")
     return "\n".join(lines)
 
 

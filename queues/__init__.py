@@ -7,7 +7,8 @@ Every kind shares one functional API (see `queues.base`)::
     state, delivery = q.pop(state, now)            # every spike due at step `now`
     state = q.push(state, now, delays, mask, times)  # spikes emitted in step `now`
 
-and works under ``jit``, ``vmap``, ``lax.scan``, ``grad``, ``jacfwd`` and ``jacrev``.
+and works under ``jit``, ``vmap``, ``lax.scan``, ``grad``, ``jacfwd`` and ``jacrev``. Where every push is
+known before the first pop (a feed-forward layer), `Scheduled` computes every pop at once instead.
 """
 
 from .base import Delivery, LaneState, SpikeQueue
@@ -17,6 +18,7 @@ from .delay_line import DelayLine, SlotState
 from .fifo_ring import FIFORing, FIFOState
 from .lossy_ring import LossyRing, LossyRingState
 from .registry import GRADIENT_KINDS, KINDS, make_queue
+from .scheduled import Schedule, Scheduled
 from .simulate import checkpointed_scan, simulate
 from .single_spike import SingleSpike
 from .sorted_array import SortedArray
@@ -24,5 +26,5 @@ from .sorted_array import SortedArray
 __all__ = [
     "BinaryHeap", "Bitmask", "BitmaskState", "DelayLine", "Delivery", "FIFORing", "FIFOState",
     "GRADIENT_KINDS", "KINDS", "LaneState", "LossyRing", "LossyRingState", "SingleSpike", "SlotState", "SortedArray",
-    "SpikeQueue", "checkpointed_scan", "make_queue", "simulate",
+    "Schedule", "Scheduled", "SpikeQueue", "checkpointed_scan", "make_queue", "simulate",
 ]

@@ -181,40 +181,44 @@ class SpikeQueue(eqx.Module):
         mask = jnp.broadcast_to(_broadcast("mask", mask, shape, bool), shape)
         if times is not None:
             times = _broadcast("times", times, shape, self.dtype)
-        delays, times = self._check_values(now, delays, mask, times)
+        delays, times = check_values("push", self.max_delay, self.validate, now, delays, mask, times)
+        if times is None:  # spikes at the step time: valid by construction
+            times = now.astype(self.dtype)
         arrival = times + delays
         step = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(arrival)).astype(jnp.int32), now + 1)
         return self._insert(state, now, arrival, step, mask)
 
-    def _check_values(self, now, delays, mask, times):
-        """Reject NaN or out-of-range delays and emission times outside the current step.
 
-        Values known at trace time are checked eagerly (ValueError); traced ones at run time with
-        `equinox.error_if` (wrap callers in `equinox.filter_jit` for a readable message), unless
-        the queue was built with ``validate=False``.
-        """
-        limit = self.max_delay
-        delay_msg = f"push: `delays` must lie in [0, max_delay={limit}] and not be NaN"
-        if _is_concrete(delays):  # numpy, since jnp ops would be staged into an enclosing trace
-            d = np.asarray(delays)
-            if np.any(np.isnan(d) | (d < 0) | (d > limit)):
-                raise ValueError(f"{delay_msg}; got values in [{np.nanmin(d)}, {np.nanmax(d)}]"
-                                 f"{' including NaN' if np.isnan(d).any() else ''}")
-        elif self.validate:
-            bad_delay = jnp.isnan(delays) | (delays < 0) | (delays > limit)
-            delays = eqx.error_if(delays, bad_delay, delay_msg)
-        if times is None:  # spikes at the step time: valid by construction
-            return delays, now.astype(self.dtype)
-        time_msg = "push: spike `times` must lie in (now-1, now] (push in the step the spike occurs)"
-        if _is_concrete(mask, times, now):
-            t, m, n = np.asarray(times), np.asarray(mask), int(now)
-            bad = m & (np.isnan(t) | (t > n) | (t <= n - 1))
-            if np.any(bad):
-                raise ValueError(f"{time_msg}; now={n}, offending times {t[bad][:5]}")
-        elif self.validate:
-            bad_time = mask & (jnp.isnan(times) | (times > now) | (times <= now - 1))
-            times = eqx.error_if(times, bad_time, time_msg)
-        return delays, times
+def check_values(caller: str, max_delay: float, validate: bool, now, delays, mask, times):
+    """``(delays, times)``, rejecting NaN or out-of-range delays and emission times outside their step.
+
+    ``now`` is the emission step of each spike (a scalar for `SpikeQueue.push`, an array broadcasting
+    against ``times`` for `queues.Scheduled`). Values known at trace time are checked eagerly
+    (ValueError); traced ones at run time with `equinox.error_if` (wrap callers in
+    `equinox.filter_jit` for a readable message), unless ``validate`` is off. ``times=None`` (spikes
+    at their step time) is valid by construction and returned as None.
+    """
+    delay_msg = f"{caller}: `delays` must lie in [0, max_delay={max_delay}] and not be NaN"
+    if _is_concrete(delays):  # numpy, since jnp ops would be staged into an enclosing trace
+        d = np.asarray(delays)
+        if np.any(np.isnan(d) | (d < 0) | (d > max_delay)):
+            raise ValueError(f"{delay_msg}; got values in [{np.nanmin(d)}, {np.nanmax(d)}]"
+                             f"{' including NaN' if np.isnan(d).any() else ''}")
+    elif validate:
+        bad_delay = jnp.isnan(delays) | (delays < 0) | (delays > max_delay)
+        delays = eqx.error_if(delays, bad_delay, delay_msg)
+    if times is None:
+        return delays, None
+    time_msg = f"{caller}: spike `times` must lie in (now-1, now] (the step the spike occurs)"
+    if _is_concrete(mask, times, now):
+        t, m, n = np.asarray(times), np.asarray(mask), np.asarray(now)
+        bad = m & (np.isnan(t) | (t > n) | (t <= n - 1))
+        if np.any(bad):
+            raise ValueError(f"{time_msg}; offending times {t[bad][:5]} (steps {np.broadcast_to(n, bad.shape)[bad][:5]})")
+    elif validate:
+        bad_time = mask & (jnp.isnan(times) | (times > now) | (times <= now - 1))
+        times = eqx.error_if(times, bad_time, time_msg)
+    return delays, times
 
 
 def check_consecutive(queue: SpikeQueue, cursor: Int[Array, ""], now: Int[Array, ""]) -> Int[Array, ""]:

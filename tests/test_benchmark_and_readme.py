@@ -81,6 +81,14 @@ def test_readme_queue_example_runs():
     assert "delivered: 4.0 dropped: 0" in proc.stdout
 
 
+def test_readme_scheduled_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "queues.Scheduled" in b]
+    proc = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "steps x post: (100, 4) dropped: 0" in proc.stdout and "(8, 4)" in proc.stdout
+
+
 def test_dense_conv_benchmark_small_run(tmp_path):
     out = tmp_path / "dense.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delays_vs_dense_conv.py"), "--max-delays", "16",
@@ -89,7 +97,8 @@ def test_dense_conv_benchmark_small_run(tmp_path):
     results = json.loads(out.read_text())
     [row] = results["rows"]
     assert row["dense"]["grads_finite"] and all(r["grads_finite"] for r in row["ours"].values())
-    assert "delay_line" in row["ours"] and len(row["ours"]) == 2
+    assert "delay_line" in row["ours"] and len(row["ours"]) == 3
+    assert any(name.startswith("scheduled[") for name in row["ours"])
     # the lossless queue and the dense layer see the same spikes: spike counts of the same order
     assert row["ours"]["delay_line"]["loss"] > 0 and row["dense"]["loss"] > 0
     report.dense_conv_report(results)

@@ -33,14 +33,22 @@ def test_train_then_evaluate(tmp_path):
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "model.eqx").is_file()
 
     out = tmp_path / "eval.json"
-    run("evaluate.py", f"run={run_dir}", "benchmark=true", "benchmark_queues=[fifo_ring,delay_line]",
+    run("evaluate.py", f"run={run_dir}", "benchmark=true", "benchmark_queues=[fifo_ring,delay_line,scheduled]",
         "test_examples=128", "repeats=3", f"out={out}", f"hydra.run.dir={tmp_path / 'eval'}")
     result = json.loads(out.read_text())
     assert {"model", "dataset", "split", "accuracy", "num_samples", "benchmark"} <= result.keys()
     assert result["num_samples"] == 128 and 0 <= result["accuracy"] <= 1
-    assert [r["queue"] for r in result["benchmark"]] == ["fifo_ring", "delay_line"]
-    # both queues drop nothing here, so the same weights give the same accuracy
-    assert result["benchmark"][0]["accuracy"] == result["benchmark"][1]["accuracy"] == result["accuracy"]
+    assert [r["queue"] for r in result["benchmark"]] == ["fifo_ring", "delay_line", "scheduled"]
+    # the queues and scheduled delivery drop nothing here, so the same weights give the same accuracy
+    assert all(r["accuracy"] == result["accuracy"] and r["dropped_spikes_per_sample"] == 0 for r in result["benchmark"])
+
+
+def test_train_with_scheduled_delivery(tmp_path):
+    proc = run("train.py", "queue=scheduled", "trainer.epochs=2", "dataset.examples=256", f"hydra.run.dir={tmp_path / 'r'}")
+    assert "final validation accuracy:" in proc.stdout
+    assert "_target_: queues.Scheduled" in (tmp_path / "r" / ".hydra" / "config.yaml").read_text()
+    proc = run("train.py", "model=delayed_rnn", "queue=scheduled", f"hydra.run.dir={tmp_path / 'rnn'}", check=False)
+    assert proc.returncode != 0 and "DelayedRecurrent: queue=scheduled needs every spike" in proc.stderr
 
 
 def test_config_typo_lists_the_choices(tmp_path):
@@ -55,7 +63,8 @@ def test_evaluate_missing_run_names_the_path(tmp_path):
 
 
 LOSSLESS = [queues.DelayLine(max_delay=64.0), queues.FIFORing(capacity=4, max_delay=64.0),
-            queues.SortedArray(capacity=4, max_delay=64.0), queues.BinaryHeap(capacity=4, max_delay=64.0)]
+            queues.SortedArray(capacity=4, max_delay=64.0), queues.BinaryHeap(capacity=4, max_delay=64.0),
+            queues.Scheduled(max_delay=64.0)]
 
 
 def test_model_is_the_same_on_every_lossless_queue():

@@ -149,3 +149,45 @@ def test_models_count_their_synaptic_operations():
                        queue=queues.FIFORing(capacity=2, max_delay=8.0))
     _, stats = conv(x)
     assert int(stats["synops"]) >= events * conv.conv.out_channels * 9  # the convolution's share alone
+
+
+def test_scheduled_delivery_equals_a_stepped_queue_and_only_feed_forward_models_take_it():
+    import equinox as eqx
+    from zoo.data import DelayTask
+    from zoo.models import DelayedConv, DelayedRecurrent, ExactLIFNetwork, swap_queues
+
+    data = DelayTask(examples=8, noise_channels=3).load()
+    x = (jnp.asarray(data.spikes), jnp.asarray(data.times))
+    events = int((data.spikes > 0).sum((1, 2)).max())
+    stepped = DelayedFeedForward(5, 8, 2, queue=queues.FIFORing(capacity=8, max_delay=24.0), key=jax.random.PRNGKey(2),
+                                 threshold=0.5)
+
+    def loss(model):
+        logits, stats = jax.vmap(model)(*x)
+        return jnp.sum(jnp.tanh(logits)), stats
+
+    (ref, ref_stats), ref_grads = eqx.filter_value_and_grad(loss, has_aux=True)(stepped)
+    assert int(ref_stats["dropped"].sum()) == 0 and float(ref_stats["spikes"].sum()) > 0
+    for capacity in (None, events):
+        model = swap_queues(stepped, lambda d: queues.Scheduled(max_delay=d, capacity=capacity))
+        (value, stats), grads = eqx.filter_value_and_grad(loss, has_aux=True)(model)
+        np.testing.assert_allclose(value, ref, rtol=1e-5)
+        np.testing.assert_array_equal(stats["spikes"], ref_stats["spikes"])
+        for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_array)),
+                        jax.tree_util.tree_leaves(eqx.filter(ref_grads, eqx.is_array))):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert float(jnp.abs(ref_grads.input.delays).sum()) > 0
+    short = swap_queues(stepped, lambda d: queues.Scheduled(max_delay=d, capacity=events - 1))
+    dropped = jax.vmap(short)(*x)[1]["dropped"]
+    assert int(dropped.max()) == 8 and int(dropped.min()) >= 0  # one event x 8 hidden synapses, counted
+
+    scheduled = queues.Scheduled(max_delay=8.0)
+    with pytest.raises(ValueError, match="queue=scheduled needs every spike before the layer runs"):
+        DelayedRecurrent(5, 8, 2, queue=scheduled, key=jax.random.PRNGKey(0))
+    recurrent = swap_queues(DelayedRecurrent(5, 8, 2, key=jax.random.PRNGKey(0)), lambda d: queues.Scheduled(max_delay=d))
+    with pytest.raises(ValueError, match="DelayedRecurrent: queue=scheduled"):
+        recurrent(*(a[0] for a in x))
+    with pytest.raises(ValueError, match="DelayedConv: queue=scheduled"):
+        DelayedConv(72, 8, 3, frame=(2, 6, 6), queue=scheduled, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="delivery='table' is scheduled delivery already"):
+        ExactLIFNetwork(5, 8, 2, key=jax.random.PRNGKey(0), delivery="queue", queue=scheduled)

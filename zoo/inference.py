@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 from hydra.utils import instantiate
 
-import queues
 
 from .build import reconfigured
 
@@ -91,8 +90,9 @@ def device_description() -> str:
 
 
 def _uses_queues(model) -> bool:
-    is_queue = lambda q: isinstance(q, queues.SpikeQueue)  # noqa: E731
-    return any(is_queue(q) for q in jax.tree_util.tree_leaves(model, is_leaf=is_queue))
+    from .models.synapses import is_delivery
+
+    return any(is_delivery(q) for q in jax.tree_util.tree_leaves(model, is_leaf=is_delivery))
 
 
 def benchmark(model, data, queue_cfgs: dict[str, Any], batch_sizes=(1, 16, 64, 256), repeats: int = 20) -> list[dict]:

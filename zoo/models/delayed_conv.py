@@ -13,7 +13,7 @@ import queues
 from queues.base import lane_sum
 
 from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, time_scan
-from .synapses import DelayedSynapses
+from .synapses import DelayedSynapses, require_stepped
 
 
 class DelayedConv(DelayedSNN):
@@ -44,6 +44,7 @@ class DelayedConv(DelayedSNN):
             raise ValueError(f"DelayedConv: `frame` (polarities, height, width) must multiply to channels={channels}, "
                              f"got {frame}")
         queue = queues.FIFORing(capacity=2, max_delay=8.0) if queue is None else queue
+        require_stepped("DelayedConv", queue)
         k_conv, k_delay, k_dense, k_out = jax.random.split(key, 4)
         self.conv = eqx.nn.Conv2d(frame[0], features, kernel, padding="SAME", key=k_conv)
         self.map_delays = (jax.random.uniform(k_delay, (features,), maxval=queue.max_delay) if init_delay is None
@@ -59,6 +60,8 @@ class DelayedConv(DelayedSNN):
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
         del times  # frames: spikes at the step times
+        require_stepped("DelayedConv", self.axon_queue)
+        require_stepped("DelayedConv", self.dense.queue)
         pol, height, width = self.frame
         if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
             raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")

@@ -20,7 +20,9 @@ class DelayedFeedForward(DelayedSNN):
 
     Every input synapse (channel c -> hidden h) has a weight and a continuous delay in
     ``[0, max_delay]`` steps, delivered through one ``(channels, hidden)`` layer of the given ``queue``
-    kind (its ``max_delay`` bounds the delays), so the same model runs on any queue. Hidden neurons
+    kind (its ``max_delay`` bounds the delays), so the same model runs on any queue; or, with
+    ``queue=queues.Scheduled(...)``, delivered for every step at once before the time loop, which then
+    only integrates the neurons (same values and gradients as a queue that drops nothing). Hidden neurons
     are current-based LIF, integrated exactly with the sub-step arrival times (`zoo.neurons`); their
     spikes use a surrogate derivative (``surrogate``: fast_sigmoid, arctan or triangle). ``readout``:
     the maximum (``max_membrane``) or the time average (``sum_membrane``) of a non-spiking leaky readout
@@ -32,7 +34,7 @@ class DelayedFeedForward(DelayedSNN):
     input: DelayedSynapses
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
-                 queue: queues.SpikeQueue | None = None, tau_syn: float = 2.0, tau_mem: float = 4.0,
+                 queue: queues.SpikeQueue | queues.Scheduled | None = None, tau_syn: float = 2.0, tau_mem: float = 4.0,
                  threshold: float = 1.0, surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
                  readout: str = "max_membrane", init_delay: float | None = None, remat_chunk: int | None = None):
         check_sizes("DelayedFeedForward", channels=channels, hidden=hidden, classes=classes)
@@ -53,24 +55,34 @@ class DelayedFeedForward(DelayedSNN):
         alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
 
-        def step(carry, xs):
-            state, current, v, readout = carry
-            now, fire, t = xs
-            state, v_jump, i_jump = self.input.deliver(state, now)
-            state = self.input.send(state, now, fire > 0, t)
+        def neurons_step(current, v, readout, v_jump, i_jump):
             v = beta * v + carry_gain * current + v_jump
             current = alpha * current + i_jump
             s = spike(v - self.threshold)
             v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
             readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
-            return (state, current, v, readout), (out, s.sum())
+            return (current, v, readout), (out, s.sum())
 
-        init = (self.input.init(), jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
-        (state, *_), (outputs, counts) = time_scan(self.remat_chunk, step, init, (steps, spikes, times))
+        zeros = (jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
+        if isinstance(self.input.queue, queues.Scheduled):  # every step's delivery at once, then the neurons
+            v_jumps, i_jumps, dropped = self.input.scheduled(spikes, times)
+            _, (outputs, counts) = time_scan(self.remat_chunk, lambda c, x: neurons_step(*c, *x), zeros,
+                                             (v_jumps, i_jumps))
+        else:
+            def step(carry, xs):
+                state, neurons_state = carry
+                now, fire, t = xs
+                state, v_jump, i_jump = self.input.deliver(state, now)
+                state = self.input.send(state, now, fire > 0, t)
+                neurons_state, out = neurons_step(*neurons_state, v_jump, i_jump)
+                return (state, neurons_state), out
+
+            (state, _), (outputs, counts) = time_scan(self.remat_chunk, step, (self.input.init(), zeros),
+                                                      (steps, spikes, times))
+            dropped = state.dropped.sum()
         # synaptic operations: every input event reaches `hidden` synapses, every hidden spike `classes`
         synops = (spikes > 0).sum() * hidden + counts.sum() * self.w_out.shape[0]
-        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": state.dropped.sum(),
-                                                       "synops": synops}
+        return readout_logits(self.readout, outputs), {"spikes": counts.sum(), "dropped": dropped, "synops": synops}
 
 
 # -- pretrained variants (zoo.list_models("delayed_ffn.*")); each with its no-delay ablation -----------------

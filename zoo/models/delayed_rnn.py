@@ -12,7 +12,7 @@ import queues
 
 from .. import neurons
 from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
-from .synapses import DelayedSynapses
+from .synapses import DelayedSynapses, require_stepped
 
 
 class DelayedRecurrent(DelayedSNN):
@@ -34,6 +34,8 @@ class DelayedRecurrent(DelayedSNN):
                  init_delay: float | None = None, remat_chunk: int | None = None, recurrent_scale: float = 0.5):
         check_sizes("DelayedRecurrent", channels=channels, hidden=hidden, classes=classes)
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
+        require_stepped("DelayedRecurrent", queue)
+        require_stepped("DelayedRecurrent", recurrent_queue)
         k_in, k_rec, k_out = jax.random.split(key, 3)
         self.input = DelayedSynapses(channels, hidden, queue, key=k_in, tau_syn=tau_syn, tau_mem=tau_mem,
                                      init_delay=init_delay)
@@ -45,6 +47,8 @@ class DelayedRecurrent(DelayedSNN):
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+        require_stepped("DelayedRecurrent", self.input.queue)
+        require_stepped("DelayedRecurrent", self.recurrent.queue)
         channels, hidden = self.input.delays.shape
         steps, times = step_inputs("DelayedRecurrent", channels, spikes, times, self.input.delays.dtype)
         spike = self.spike_fn()

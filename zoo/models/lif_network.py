@@ -19,6 +19,12 @@ from .common import check_sizes
 LIF_READOUTS = ("max_membrane", "sum_membrane", "first_spike")
 
 
+def _refuse_scheduled(queue) -> None:
+    if isinstance(queue, queues.Scheduled):
+        raise ValueError("ExactLIFNetwork: delivery='table' is scheduled delivery already (each layer's arrivals "
+                         "from the spike times below); delivery='queue' needs a queue kind (e.g. queue=sorted_array)")
+
+
 class ExactLIFNetwork(eqx.Module):
     """Input spikes -> hidden LIF layers -> readout layer, every synapse with a weight and a learnable
     delay in ``[0, max_delay]``, simulated with exact spike times (`zoo.eventprop.network`). With
@@ -67,6 +73,7 @@ class ExactLIFNetwork(eqx.Module):
         neurons.surrogate(surrogate, surrogate_slope)  # validates the name
         if delivery not in ("table", "queue"):
             raise ValueError(f"ExactLIFNetwork: `delivery` must be 'table' or 'queue', got {delivery!r}")
+        _refuse_scheduled(queue)
         if delivery == "queue" and queue is None:
             raise ValueError("ExactLIFNetwork: delivery='queue' needs a `queue` (e.g. queue=sorted_array)")
         # the input queue runs one step ahead (see zoo.eventprop._layer_forward): one more step of delay
@@ -107,6 +114,7 @@ class ExactLIFNetwork(eqx.Module):
 
     def __call__(self, spikes: Float[Array, "steps channels"],
                  times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+        _refuse_scheduled(self.queue)
         channels = self.weights[0].shape[1]
         if spikes.ndim != 2 or spikes.shape[1] != channels:
             raise ValueError(f"ExactLIFNetwork: `spikes` must be (steps, {channels}), got {spikes.shape}")

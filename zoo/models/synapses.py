@@ -1,4 +1,4 @@
-"""A layer of synapses with learnable weights and delays, delivered through a queue."""
+"""A layer of synapses with learnable weights and delays, delivered through a queue (or scheduled at once)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 import queues
 
@@ -19,16 +19,18 @@ class DelayedSynapses(eqx.Module):
 
     One queue per synapse (a ``(pre, post)`` layer of ``queue``). Per step: `deliver` pops the spikes
     due and returns their exact jumps of the postsynaptic membrane and current (`zoo.neurons`);
-    `send` pushes the presynaptic spikes of the step with their exact times.
+    `send` pushes the presynaptic spikes of the step with their exact times. With a
+    `queues.Scheduled` instead of a queue, `scheduled` computes the jumps of every step at once
+    from a presynaptic raster known in advance (feed-forward input).
     """
 
     weight: Float[Array, "post pre"]
     delays: Float[Array, "pre post"]
-    queue: queues.SpikeQueue
+    queue: queues.SpikeQueue | queues.Scheduled
     tau_syn: float = eqx.field(static=True)
     tau_mem: float = eqx.field(static=True)
 
-    def __init__(self, pre: int, post: int, queue: queues.SpikeQueue, *, key: PRNGKeyArray, tau_syn: float,
+    def __init__(self, pre: int, post: int, queue: queues.SpikeQueue | queues.Scheduled, *, key: PRNGKeyArray, tau_syn: float,
                  tau_mem: float, weight_scale: float = 2.0, init_delay: float | None = None):
         k_weight, k_delay = jax.random.split(key)
         self.weight = jax.random.normal(k_weight, (post, pre)) * (weight_scale / math.sqrt(pre))
@@ -40,6 +42,16 @@ class DelayedSynapses(eqx.Module):
 
     def init(self):
         return self.queue.init(self.delays.shape)
+
+    def scheduled(self, spikes: Float[Array, "steps pre"], times: Float[Array, "steps pre"]
+                  ) -> tuple[Float[Array, "steps post"], Float[Array, "steps post"], Int[Array, ""]]:
+        """``(membrane jumps, current jumps, dropped)`` of every step at once (`queues.Scheduled`): what
+        `deliver` would return step by step for the presynaptic ``spikes`` sent at ``times``."""
+        delays = jnp.clip(self.delays, 0.0, self.queue.max_delay)
+        schedule = self.queue.schedule(spikes, delays, times)
+        kernel = neurons.membrane_kernel(self.tau_syn, self.tau_mem)
+        return (schedule.kernel(self.weight, kernel), schedule.exponential(self.weight, self.tau_syn),
+                schedule.dropped)
 
     def clipped(self) -> "DelayedSynapses":
         """The same synapses with their delays projected into ``[0, max_delay]``."""
@@ -78,7 +90,24 @@ def project_delays(model):
     return jax.tree_util.tree_map(lambda m: m.clipped() if bounded(m) else m, model, is_leaf=bounded)
 
 
+DELIVERY = (queues.SpikeQueue, queues.Scheduled)
+"""What a delayed layer delivers through: a queue kind, or scheduled delivery."""
+
+
+def is_delivery(x) -> bool:
+    return isinstance(x, DELIVERY)
+
+
+def require_stepped(model_name: str, queue) -> None:
+    """Refuse `queues.Scheduled` where spikes are made while the simulation runs."""
+    if isinstance(queue, queues.Scheduled):
+        raise ValueError(f"{model_name}: queue=scheduled needs every spike before the layer runs (feed-forward "
+                         "input: model=delayed_ffn); this model's spikes are made while it runs, so it needs a "
+                         f"queue kind ({', '.join(queues.GRADIENT_KINDS)})")
+
+
 def swap_queues(model, make_queue):
-    """``model`` with every queue replaced by ``make_queue(max_delay)`` (e.g. to benchmark the kinds)."""
-    return jax.tree_util.tree_map(lambda q: make_queue(q.max_delay) if isinstance(q, queues.SpikeQueue) else q,
-                                  model, is_leaf=lambda q: isinstance(q, queues.SpikeQueue))
+    """``model`` with every queue (or `queues.Scheduled`) replaced by ``make_queue(max_delay)`` (e.g. to
+    benchmark the kinds)."""
+    return jax.tree_util.tree_map(lambda q: make_queue(q.max_delay) if is_delivery(q) else q, model,
+                                  is_leaf=is_delivery)
