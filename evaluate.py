@@ -61,7 +61,7 @@ def main(cfg: DictConfig) -> float:
               "device": inference.device_description(), "platform": jax.devices()[0].platform}
     print(f"accuracy on {len(test)} {split} samples: {accuracy:.4f}")
     if cfg.benchmark:
-        kinds = {name: autotune.queue_config(name) for name in cfg.benchmark_queues}
+        kinds = autotune.benchmark_configs(autotune.trained_queue(loaded.config), cfg.benchmark_queues)
         result["benchmark"] = inference.benchmark(loaded.model, test, kinds, batch_sizes=tuple(cfg.batch_sizes),
                                                   repeats=cfg.repeats)
         print(inference.format_table(result["benchmark"]))

@@ -2,8 +2,9 @@
 
 Usage (the N-MNIST measurement in the README):
     python benchmarks/cross_validate.py --folds 5 --out benchmarks/nmnist_cv_cpu.json -- \
-        dataset=nmnist dataset.root=../shared/data model.hidden=64 max_delay=8 queue=delay_line \
-        trainer.epochs=8 trainer.batch_size=32 trainer.val_fraction=0.1
+        dataset=nmnist dataset.root=../shared/data model.hidden=128 max_delay=8 queue=scheduled \
+        queue.capacity=2048 trainer.epochs=30 trainer.batch_size=32 trainer.val_fraction=0.1 augment=shift \
+        trainer.augment.max_shift=1 optim.cosine_decay=true
 
 The overrides after ``--`` compose the recipe from configs/ exactly as `python train.py` would. The
 dataset is loaded once and split into ``--folds`` stratified folds (`SpikeDataset.folds`); each fold

@@ -25,7 +25,7 @@ from .hub import Pretrained
 from .registry import get_entry
 
 QUEUE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "queue"
-KINDS = ("delay_line", "fifo_ring", "lossy_ring", "sorted_array", "binary_heap", "single_spike")
+KINDS = ("delay_line", "fifo_ring", "lossy_ring", "sorted_array", "binary_heap", "single_spike", "scheduled")
 # untuned starting points, from the paper behind `queues` (see README): not measured here
 PAPER = {"gpu": ("fifo_ring", "the paper's finding for GPUs (rings while memory allows)"),
          "tpu": ("sorted_array", "the paper's finding for TPUs (sorting)"),
@@ -40,33 +40,46 @@ def queue_config(kind: str) -> dict[str, Any]:
     return config
 
 
+def trained_queue(config: dict[str, Any]) -> dict[str, Any]:
+    """The queue config a model was trained with (``{}`` if none), without its ``max_delay``."""
+    trained = dict(config.get("queue") or {})
+    trained.pop("max_delay", None)
+    return trained
+
+
+def benchmark_configs(trained: dict[str, Any], kinds) -> dict[str, dict[str, Any]]:
+    """Queue configs to benchmark, by kind: the trained kind keeps its trained settings (e.g. the
+    capacity of `queues.Scheduled`), the others their config group's defaults."""
+    return {k: trained if queue_config(k)["_target_"] == trained.get("_target_") else queue_config(k) for k in kinds}
+
+
 def tune(loaded: Pretrained, data, *, dtypes=("float32",), kinds=KINDS, batch_sizes=(1, 16, 64, 256),
          tolerance: float = 0.005, repeats: int = 10) -> dict[str, Any]:
     """The fastest (throughput) configuration within ``tolerance`` accuracy of the trained one
     (float32, its own queue), with no more dropped spikes; every candidate is kept in ``candidates``."""
     import jax.numpy as jnp
 
+    trained = trained_queue(loaded.config)
+    configs = benchmark_configs(trained, kinds)
     candidates = []
     for dtype in dtypes:
         model = reconfigured(loaded.model, dtype=dtype)
         try:
-            rows = inference.benchmark(model, data, {k: queue_config(k) for k in kinds}, batch_sizes=batch_sizes,
-                                       repeats=repeats)
+            rows = inference.benchmark(model, data, configs, batch_sizes=batch_sizes, repeats=repeats)
         except Exception as exc:  # a dtype this model cannot run in (e.g. no bfloat16 kernels): recorded, skipped
             candidates.append({"dtype": dtype, "error": inference.short_error(exc)})
             continue
         candidates += [{**r, "dtype": str(jnp.dtype(dtype))} for r in rows]
     usable = [c for c in candidates if "error" not in c]
-    trained_kind = (loaded.config.get("queue") or {}).get("_target_")
     reference = next((c for c in usable if c["dtype"] == "float32" and
-                      (c["queue"] == "none" or queue_config(c["queue"])["_target_"] == trained_kind)), None)
+                      (c["queue"] == "none" or configs[c["queue"]] is trained)), None)
     if reference is None:
-        raise RuntimeError(f"autotune: the trained configuration (float32, {trained_kind}) could not be measured: "
-                           f"{candidates}")
+        raise RuntimeError(f"autotune: the trained configuration (float32, {trained.get('_target_')}) could not be "
+                           f"measured: {candidates}")
     ok = [c for c in usable if c["accuracy"] >= reference["accuracy"] - tolerance
           and c["dropped_spikes_per_sample"] <= reference["dropped_spikes_per_sample"]]
     best = max(ok, key=lambda c: c["throughput_samples_per_s"])
-    return {"queue": None if best["queue"] == "none" else queue_config(best["queue"]), "dtype": best["dtype"],
+    return {"queue": None if best["queue"] == "none" else configs[best["queue"]], "dtype": best["dtype"],
             "batch_size": best["best_batch_size"], "measured_on": inference.device_description(),
             "accuracy": best["accuracy"], "reference_accuracy": reference["accuracy"], "tolerance": tolerance,
             "throughput_samples_per_s": best["throughput_samples_per_s"],

@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 from hydra.utils import instantiate
 
-
 from .build import reconfigured
 
 

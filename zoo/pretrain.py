@@ -1,6 +1,6 @@
 """Make a zoo model from its registered recipe: train, export, evaluate, tune, write the card.
 
-    python -m zoo.pretrain lif_network.yinyang [--run-dir runs/pretrain/NAME] [--eval-split test]
+    python -m zoo.pretrain lif_network.yinyang [--run-dir runs/pretrain/NAME] [--eval-split test] [--kinds K ...]
 
 1. ``python train.py <recipe> hydra.run.dir=RUN`` (skipped when RUN already holds a trained model);
 2. export to ``zoo/pretrained/NAME`` (safetensors weights, config.json with the recipe and history);
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", default=None, help="train.py run directory (default runs/pretrain/NAME)")
     parser.add_argument("--eval-split", default="test", help="recordings: the split evaluate.py measures")
     parser.add_argument("--root", default=None, help="recordings: dataset root for evaluation (default: training's)")
+    parser.add_argument("--kinds", nargs="+", default=list(autotune.KINDS),
+                        help="queue kinds the benchmark and the autotuner measure (default: all)")
     args = parser.parse_args(argv)
     entry = get_entry(args.name)
     run = Path(args.run_dir or REPO / "runs" / "pretrain" / entry.name).resolve()
@@ -41,13 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     loaded.save_weights(entry.shipped)  # zoo/pretrained/NAME: weights and config.json
     cards.write_card(entry.shipped, entry.card)  # model_cards/NAME: the card and its plots
     evaluate = [sys.executable, "evaluate.py", f"model={entry.name}", "benchmark=true", "card=true",
-                f"hydra.run.dir={run / 'evaluate'}"]
+                f"hydra.run.dir={run / 'evaluate'}", f"benchmark_queues=[{','.join(args.kinds)}]"]
     if args.eval_split != "test":
         evaluate.append(f"split={args.eval_split}")
     if args.root:
         evaluate.append(f"root={args.root}")
     subprocess.run(evaluate, cwd=REPO, check=True)
-    autotune.main([entry.name, "--split", args.eval_split, *(["--root", args.root] if args.root else [])])
+    autotune.main([entry.name, "--split", args.eval_split, "--kinds", *args.kinds,
+                   *(["--root", args.root] if args.root else [])])
     print(f"{entry.name}: {entry.shipped}")
 
 

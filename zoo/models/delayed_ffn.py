@@ -92,10 +92,10 @@ register(PretrainedEntry(
     "only in the interval between their spikes."), with_ablation=True)
 register(PretrainedEntry(
     "delayed_ffn.nmnist",
-    ("model=delayed_ffn", "dataset=nmnist", "dataset.root=../shared/data", "model.hidden=64", "max_delay=8",
-     "queue=delay_line", "trainer.epochs=8", "trainer.batch_size=32", "trainer.val_fraction=0.1", "augment=shift",
-     "trainer.augment.max_shift=1"),
-    "Delayed LIF network (17x17x2 inputs, 64 hidden) trained on the 1,000 real N-MNIST training recordings."),
+    ("model=delayed_ffn", "dataset=nmnist", "dataset.root=../shared/data", "model.hidden=128", "max_delay=8",
+     "queue=scheduled", "queue.capacity=2048", "trainer.epochs=30", "trainer.batch_size=32", "trainer.val_fraction=0.1",
+     "augment=shift", "trainer.augment.max_shift=1", "optim.cosine_decay=true"),
+    "Delayed LIF network (17x17x2 inputs, 128 hidden) trained on the 1,000 real N-MNIST training recordings."),
     with_ablation=True)
 register(PretrainedEntry(
     "delayed_ffn.hots_letters",
