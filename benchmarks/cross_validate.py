@@ -11,6 +11,8 @@ dataset is loaded once and split into ``--folds`` stratified folds (`SpikeDatase
 is tested once by a model trained on the others, and the trainer's validation split comes out of those
 training folds only (no test example is ever seen in training or model selection). The ablation adds
 ``model.init_delay=0 optim.lr_delays=0``: every delay fixed at zero, everything else equal.
+``init_from=`` starts every fold from a pretrained model, as in `train.py` (e.g. one trained on
+``dataset=saccades``, never on the recordings cross-validated here).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import jax
 import numpy as np
 from hydra.utils import instantiate
 
-from recipes import ABLATIONS, build_model, compose_recipe, save
+from recipes import ABLATIONS, compose_recipe, initial_model, save
 
 
-def run_fold(cfg, train, test, seed: int) -> dict:
-    model = build_model(cfg, train, seed)
+def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
+    model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
     model, metrics = trainer.fit(model, train, seed=seed, log=lambda _: None)
@@ -66,7 +68,7 @@ def main(argv=None):
         runs = []
         results["runs"][name] = runs
         for i, (train, test) in enumerate(folds):
-            runs.append(run_fold(cfg, train, test, args.seed))
+            runs.append(run_fold(cfg, train, test, args.seed, name))
             print(name, f"fold {i}", json.dumps({k: v for k, v in runs[-1].items() if k != "history"}), flush=True)
             save(results, args.out)  # after every fold: an interrupted run keeps what it measured
         accs = np.array([r["test_accuracy"] for r in runs])

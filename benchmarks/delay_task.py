@@ -22,12 +22,13 @@ import jax
 import numpy as np
 from hydra.utils import instantiate
 
-from recipes import ABLATIONS, build_model, compose_recipe, save
+from recipes import ABLATIONS, compose_recipe, initial_model, save
 
-def run(overrides: list[str], test_examples: int, seed: int) -> dict:
+
+def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> dict:
     cfg = compose_recipe(overrides + [f"seed={seed}", f"dataset.seed={seed}"])
     data = instantiate(cfg.dataset).load()
-    model = build_model(cfg, data, seed)
+    model = initial_model(cfg, data, seed, ablation)
     start = time.perf_counter()
     model, metrics = instantiate(cfg.trainer).fit(model, data, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start
@@ -50,7 +51,7 @@ def main(argv=None):
     for name, overrides in ABLATIONS.items():
         runs = results["runs"][name] = []
         for seed in range(args.seeds):
-            runs.append(run(args.overrides + overrides, args.test_examples, seed))
+            runs.append(run(args.overrides + overrides, args.test_examples, seed, name))
             print(name, json.dumps(runs[-1]), flush=True)
             save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
         accs = np.array([r["test_accuracy"] for r in runs])

@@ -10,12 +10,33 @@ from hydra import compose, initialize_config_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from train import build_model  # noqa: E402
+import numpy as np  # noqa: E402
 
-__all__ = ["ABLATIONS", "ROOT", "build_model", "compose_recipe", "save"]
+import zoo.hub  # noqa: E402
+from train import build_model, initial_weights  # noqa: E402
+
+__all__ = ["ABLATIONS", "ROOT", "compose_recipe", "initial_model", "save"]
 
 # every delay fixed at zero, everything else equal
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
+
+
+def initial_model(cfg, data, seed: int, ablation: str):
+    """The model `python train.py` would start from: built from ``cfg`` and ``seed``, with the weights of
+    ``cfg.init_from`` when given. The no-delay ablation fixes every delay at its initial value (0), so a
+    starting point with learned delays would quietly turn it into a frozen-delay model: refused."""
+    model = build_model(cfg, data, seed)
+    if not cfg.get("init_from"):
+        return model
+    loaded = initial_weights(cfg.init_from, model)
+    if ablation == "no_delays":
+        fresh, start = zoo.hub.leaf_paths(model), zoo.hub.leaf_paths(loaded)
+        learned = [k for k in fresh if "delay" in k and not np.array_equal(fresh[k], start[k])]
+        if learned:
+            raise ValueError(f"init_from={cfg.init_from} has learned delays ({', '.join(learned)}); the no-delay "
+                             "ablation needs a starting point trained without delays: run it separately "
+                             "(--ablations no_delays) with init_from= a no-delay model")
+    return loaded
 
 
 def compose_recipe(overrides: list[str]):

@@ -148,6 +148,13 @@ def spyx_report(results) -> str:
 
 
 def cross_validation_report(results) -> str:
+    # the benchmark saves after every fold, so an interrupted or still-running one leaves a valid but
+    # partial file: refuse it rather than publish a table with missing rows
+    unfinished = [name for name, runs in results["runs"].items()
+                  if name not in results["summary"] or len(runs) != results["folds"]]
+    if unfinished or not results["summary"]:
+        raise ValueError(f"cross-validation results are incomplete (unfinished: {unfinished or 'all'}); "
+                         f"rerun `{results['command']}` to the end")
     lines = [f"Measured by `{results['command']}` ({results['device']}, {results['cpu_count']} cores): "
              f"{results['folds']}-fold stratified cross-validation over {results['examples']} examples; test "
              "accuracy of each held-out fold, mean ± std over folds; epoch time and training samples/s in the "

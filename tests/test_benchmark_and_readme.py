@@ -126,6 +126,37 @@ def test_cross_validation_tests_every_example_once(tmp_path):
         assert all(0 <= r["test_accuracy"] <= 1 and r["samples_per_second"] > 0 for r in runs)
     assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0"]
     report.cross_validation_report(results)
+    # what an interrupted run leaves (saved after every fold) is refused, not published with rows missing
+    results["runs"]["no_delays"].pop()
+    del results["summary"]["no_delays"]
+    with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
+        report.cross_validation_report(results)
+
+
+def test_recipe_benchmarks_start_from_init_from(tmp_path):
+    """The recipe benchmarks start where `train.py init_from=` would, and refuse a no-delay ablation that
+    would load learned delays (it would silently measure frozen learned delays, not zero delays)."""
+    import equinox as eqx
+    import jax
+    import numpy as np
+    from hydra.utils import instantiate
+
+    from recipes import ABLATIONS, compose_recipe, initial_model
+
+    small = ["dataset.examples=32", "model.hidden=4"]
+    cfg = compose_recipe(small)
+    data = instantiate(cfg.dataset).load()
+    learned = initial_model(cfg, data, seed=7, ablation="delays")
+    learned = eqx.tree_at(lambda m: m.input.delays, learned, learned.input.delays + 0.5)  # as if trained
+    eqx.tree_serialise_leaves(tmp_path / "learned.eqx", learned)
+    started = initial_model(compose_recipe(small + [f"init_from={tmp_path / 'learned.eqx'}"]), data, 0, "delays")
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(eqx.filter(started, eqx.is_array)),
+                                                     jax.tree.leaves(eqx.filter(learned, eqx.is_array))))
+    ablation = small + ABLATIONS["no_delays"]
+    with pytest.raises(ValueError, match=r"has learned delays \(\.input\.delays\)"):
+        initial_model(compose_recipe(ablation + [f"init_from={tmp_path / 'learned.eqx'}"]), data, 0, "no_delays")
+    eqx.tree_serialise_leaves(tmp_path / "nodelay.eqx", initial_model(compose_recipe(ablation), data, 7, "no_delays"))
+    initial_model(compose_recipe(ablation + [f"init_from={tmp_path / 'nodelay.eqx'}"]), data, 0, "no_delays")
 
 
 def test_eventprop_benchmark_small_run(tmp_path):
