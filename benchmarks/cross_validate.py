@@ -12,7 +12,17 @@ is tested once by a model trained on the others, and the trainer's validation sp
 training folds only (no test example is ever seen in training or model selection). The ablation adds
 ``model.init_delay=0 optim.lr_delays=0``: every delay fixed at zero, everything else equal.
 ``init_from=`` starts every fold from a pretrained model, as in `train.py` (e.g. one trained on
-``dataset=saccades``, never on the recordings cross-validated here).
+``dataset=saccades``, never on the recordings cross-validated here); ``--ablation-override
+no_delays:init_from=...`` gives the ablation its own starting point (one trained without delays).
+
+Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
+(``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
+``hydra.run.dir=runs/saccades_nodelay``):
+    python train.py dataset=saccades model.hidden=128 max_delay=8 queue=scheduled queue.capacity=3072 \
+        trainer.epochs=15 trainer.batch_size=32 trainer.val_fraction=0.1 augment=shift trainer.augment.max_shift=1 \
+        optim.cosine_decay=true hydra.run.dir=runs/saccades
+    python benchmarks/cross_validate.py --folds 5 --out benchmarks/nmnist_cv_saccades_cpu.json \
+        --ablation-override no_delays:init_from=runs/saccades_nodelay -- <the recipe above> init_from=runs/saccades
 """
 
 from __future__ import annotations
@@ -54,9 +64,17 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold assignment, weights and data order")
     parser.add_argument("--ablations", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
+    parser.add_argument("--ablation-override", action="append", default=[], metavar="ABLATION:OVERRIDE",
+                        help="an override for one ablation only, e.g. no_delays:init_from=runs/saccades_nodelay")
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
+    extra = {name: [] for name in ABLATIONS}
+    for item in args.ablation_override:
+        name, _, override = item.partition(":")
+        if name not in extra or not override:
+            parser.error(f"--ablation-override {item!r}: expected ABLATION:OVERRIDE with ABLATION one of {list(extra)}")
+        extra[name].append(override)
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
@@ -64,7 +82,7 @@ def main(argv=None):
                "cpu_count": os.cpu_count(), "dataset": base.dataset._target_, "examples": len(data),
                "folds": args.folds, "runs": {}, "summary": {}}
     for name in args.ablations:
-        cfg = compose_recipe(args.overrides + ABLATIONS[name] + [f"seed={args.seed}"])
+        cfg = compose_recipe(args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"])
         runs = []
         results["runs"][name] = runs
         for i, (train, test) in enumerate(folds):
@@ -76,7 +94,7 @@ def main(argv=None):
             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
             "epoch_seconds": float(np.mean([r["epoch_seconds"] for r in runs])),
             "samples_per_second": float(np.mean([r["samples_per_second"] for r in runs])),
-            "epochs": len(runs[0]["history"]), "overrides": ABLATIONS[name]}
+            "epochs": len(runs[0]["history"]), "overrides": ABLATIONS[name] + extra[name]}
         print(name, json.dumps(results["summary"][name]), flush=True)
         save(results, args.out)
 

@@ -117,6 +117,7 @@ def test_spyx_benchmark_small_run_same_network(tmp_path):
 def test_cross_validation_tests_every_example_once(tmp_path):
     out = tmp_path / "cv.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--out", str(out),
+                    "--ablation-override", "no_delays:trainer.epochs=1",
                     "--", "dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"],
                    check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
     results = json.loads(out.read_text())
@@ -124,13 +125,22 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     for runs in results["runs"].values():
         assert sum(r["test_examples"] for r in runs) == 64 and all(r["train_examples"] == 32 for r in runs)
         assert all(0 <= r["test_accuracy"] <= 1 and r["samples_per_second"] > 0 for r in runs)
-    assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0"]
+    assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0", "trainer.epochs=1"]
+    assert [len(r["history"]) for r in results["runs"]["no_delays"]] == [1, 1]  # the ablation's own override
+    assert [len(r["history"]) for r in results["runs"]["delays"]] == [2, 2]  # ... and only the ablation's
     report.cross_validation_report(results)
     # what an interrupted run leaves (saved after every fold) is refused, not published with rows missing
     results["runs"]["no_delays"].pop()
     del results["summary"]["no_delays"]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
         report.cross_validation_report(results)
+
+
+def test_cross_validation_refuses_an_override_for_an_unknown_ablation():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
+                           "--ablation-override", "nodelay:init_from=x"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and "'nodelay:init_from=x'" in proc.stderr and "no_delays" in proc.stderr
 
 
 def test_recipe_benchmarks_start_from_init_from(tmp_path):
