@@ -34,8 +34,8 @@ def initial_model(cfg, data, seed: int, ablation: str):
         learned = [k for k in fresh if "delay" in k and not np.array_equal(fresh[k], start[k])]
         if learned:
             raise ValueError(f"init_from={cfg.init_from} has learned delays ({', '.join(learned)}); the no-delay "
-                             "ablation needs a starting point trained without delays: run it separately "
-                             "(--ablations no_delays) with init_from= a no-delay model")
+                             "ablation needs a starting point trained without delays (cross_validate.py: "
+                             "--ablation-override no_delays:init_from=A_NO_DELAY_MODEL)")
     return loaded
 
 
