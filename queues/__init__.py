@@ -11,7 +11,7 @@ and works under ``jit``, ``vmap``, ``lax.scan``, ``grad``, ``jacfwd`` and ``jacr
 known before the first pop (a feed-forward layer), `Scheduled` computes every pop at once instead.
 """
 
-from .base import Delivery, LaneState, SpikeQueue
+from .base import Delivery, LaneState, SpikeQueue, lossless_capacity
 from .binary_heap import BinaryHeap
 from .bitmask import Bitmask, BitmaskState
 from .delay_line import DelayLine, SlotState
@@ -26,5 +26,5 @@ from .sorted_array import SortedArray
 __all__ = [
     "BinaryHeap", "Bitmask", "BitmaskState", "DelayLine", "Delivery", "FIFORing", "FIFOState",
     "GRADIENT_KINDS", "KINDS", "LaneState", "LossyRing", "LossyRingState", "SingleSpike", "SlotState", "SortedArray",
-    "Schedule", "Scheduled", "SpikeQueue", "checkpointed_scan", "make_queue", "simulate",
+    "Schedule", "Scheduled", "SpikeQueue", "checkpointed_scan", "lossless_capacity", "make_queue", "simulate",
 ]

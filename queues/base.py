@@ -102,6 +102,16 @@ def _exponential_kernel_jvp(primals, tangents):
     return total, out
 
 
+def just_after(x: ArrayLike) -> Array:
+    """The smallest float above ``x`` that stays above it under XLA, the start of the half-open step
+    ``(x, x + 1]`` as a spike time. ``nextafter(0, 1)`` is a denormal number, which XLA on CPU flushes
+    to zero in the next operation, so a spike "just after 0" would land at 0, outside its step; the
+    smallest normal number is used there instead (selected, not added: XLA reassociates
+    ``(n - 1) + tiny`` into ``n + (tiny - 1)``, which rounds back to ``n - 1``)."""
+    x = jnp.asarray(x)
+    return jnp.where(x == 0, jnp.finfo(x.dtype).tiny, jnp.nextafter(x, x + 1))
+
+
 def lane_sum(lanes):
     """Sum of per-lane arrays (kept as separate arrays; see `Delivery`)."""
     total = lanes[0]
@@ -302,10 +312,24 @@ class LaneState(eqx.Module):
         return lane_sum(tuple(jnp.isfinite(t).astype(jnp.int32) for t in self.times))
 
 
+def lossless_capacity(max_delay: float) -> int:
+    r"""The smallest ``capacity`` with which a queue never drops a spike whose source spikes at most
+    once per step (a neuron, an input channel) through a fixed delay ``d <= max_delay``.
+
+    A spike pushed in step ``n`` (at ``t <= n``) is popped in step ``max(ceil(t + d), n + 1) <= n +
+    max(1, ceil(max_delay))``, so after the push of step ``m`` only the pushes of the last
+    :math:`\max(1, \lceil D \rceil)` steps can still be pending. The bound a ring or array needs
+    "while memory allows", for kinds that keep every spike (`FIFORing`, `SortedArray`, `BinaryHeap`).
+    """
+    check_config("lossless_capacity", max_delay)
+    return max(1, math.ceil(max_delay))
+
+
 class CapacityQueue(SpikeQueue):
     """Abstract base of the kinds that hold up to ``capacity`` spikes per queue as arrival times.
 
     Defaults to a `LaneState` of ``capacity`` lanes; kinds with more state override `init`.
+    `lossless_capacity` gives the capacity that never drops for a source spiking once per step.
     """
 
     capacity: int = eqx.field(static=True)

@@ -109,6 +109,21 @@ def test_spike_times_outside_the_step_are_rejected():
     queue.push(state, 5, 1.0, jnp.array([True, False]), jnp.array([4.5, jnp.inf]))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_just_after_stays_inside_the_next_step_under_jit(dtype):
+    """The earliest spike time of step 1 is above 0 after XLA's flush of denormals (nextafter(0, 1)
+    is not), and a queue accepts it."""
+    from queues.base import just_after
+
+    now = jnp.arange(-1, 4).astype(dtype)
+    start = jax.jit(lambda n: jnp.clip(jnp.zeros_like(n), just_after(n - 1), n))(now)
+    assert bool(jnp.all((start > now - 1) & (start <= now)))
+    assert float(jax.jit(lambda n: jnp.clip(0 * n, jnp.nextafter(n - 1, n), n))(jnp.float32(1.0))) == 0.0  # the trap
+    queue = make("sorted_array")
+    push = jax.jit(lambda s, t: queue.push(s, 1, 1.0, jnp.array(True), t))
+    push(queue.init(()), just_after(jnp.float32(0.0)))
+
+
 def test_mismatched_shapes_and_types_name_the_argument():
     queue = make("fifo_ring")
     state = queue.init((3, 4))
@@ -152,3 +167,26 @@ def test_prefetching_kinds_require_consecutive_pops(kind):
     jax.block_until_ready(pops((3, 4, 5)))  # any first step, then consecutive
     with pytest.raises(Exception, match="`now` must be the step after the previous pop/push"):
         jax.block_until_ready(pops((3, 5)))
+
+
+@pytest.mark.parametrize("kind", ["fifo_ring", "sorted_array", "binary_heap"])
+@pytest.mark.parametrize("max_delay", [0.0, 0.5, 3.0, 7.3])
+def test_lossless_capacity_is_the_smallest_that_drops_nothing(kind, max_delay):
+    """A source spiking in every step, as late in the step as allowed, through the longest delay:
+    `lossless_capacity` drops nothing, one less drops."""
+    capacity = queues.lossless_capacity(max_delay)
+    assert capacity == max(1, int(np.ceil(max_delay)))
+
+    def dropped(capacity):
+        queue = make(kind, max_delay=max_delay, capacity=capacity)
+        state = queue.init(())
+        for now in range(STEPS):
+            state, _ = queue.pop(state, now)
+            state = queue.push(state, now, max_delay, True)
+        return int(state.dropped)
+
+    assert dropped(capacity) == 0
+    if capacity > 1:
+        assert dropped(capacity - 1) > 0
+    with pytest.raises(ValueError, match="lossless_capacity: `max_delay` must be finite and >= 0"):
+        queues.lossless_capacity(-1.0)

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 import queues
+from queues.base import just_after
 
 from . import neurons
 
@@ -191,7 +192,7 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         # one halving per mantissa bit: the crossing time to the dtype's resolution (a coarser one would
         # make the loss a staircase in the parameters)
         _, t_hit = jax.lax.fori_loop(0, jnp.finfo(dtype).nmant + 1, halve, (jnp.full(post, n - 1), jnp.full(post, n)))
-        t_hit = jax.lax.stop_gradient(jnp.where(fire, jnp.where(pinned, jnp.nextafter(n - 1, n), t_hit), n))
+        t_hit = jax.lax.stop_gradient(jnp.where(fire, jnp.where(pinned, just_after(n - 1), t_hit), n))
         i_hit = current(t_hit)
         # implicit derivative of the crossing time: dt* = -dV(t*) / V'-  (value unchanged)
         slope = jax.lax.stop_gradient(i_hit - cell.threshold / cell.tau_mem)
@@ -214,7 +215,7 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         overflow = overflow + (fire & (count >= slots))
         if queue is not None and recurrent:
             # queue time = simulation time + 1; a spike pinned just after n-1 could round onto n
-            t_queue = jnp.maximum(t_spike + 1, jnp.nextafter(n, n + 1))
+            t_queue = jnp.maximum(t_spike + 1, just_after(n))
             recorded = fire & (count < slots)  # like the next layer, the synapses see only recorded spikes
             rec_state = queue.push(rec_state, n_step + 1, rec_delays - (t_queue - t_spike - 1), recorded[:, None],
                                    t_queue[:, None])

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import queues
+from queues.base import just_after
 
 from .. import neurons
 from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
@@ -71,7 +72,7 @@ class DelayedRecurrent(DelayedSNN):
             crossed = (v_before < self.threshold) & (v >= self.threshold)
             frac = (self.threshold - v_before) / jnp.where(crossed, v - v_before, 1.0)
             nowf = now.astype(v.dtype)
-            earliest = jnp.nextafter(nowf - 1, nowf)  # the interval is open at now-1, in float32 too
+            earliest = just_after(nowf - 1)  # the interval is open at now-1, in float32 too
             t_spike = jnp.where(crossed, jnp.clip(nowf - 1 + frac, earliest, nowf), nowf)
             rec_state = recurrent.send(rec_state, now, s > 0, t_spike)
             v = v * (1 - jax.lax.stop_gradient(s))
