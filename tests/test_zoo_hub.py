@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
+import queues
 import zoo
+from zoo.data import DelayTask
 from zoo.hub import ChecksumError, Pretrained
 from zoo.registry import UnknownModelError
 
@@ -101,6 +103,9 @@ def test_variants_set_the_queue_and_dtype():
     gpu = zoo.load_pretrained(NAME, variant="gpu")
     assert gpu.config["variants"]["gpu"]["measured_on"] is None  # not measured on its hardware, and says so
     assert type(gpu.model.input.queue).__name__ == "FIFORing"
+    data = DelayTask(examples=64, seed=7).load()  # the untuned variant must not lose spikes either
+    _, stats = jax.vmap(gpu.model)(jnp.asarray(data.spikes), jnp.asarray(data.times))
+    assert int(stats["dropped"].sum()) == 0
     with pytest.raises(KeyError, match="no variant 'npu'; it has cpu, gpu, tpu"):
         zoo.load(NAME, variant="npu")
 
@@ -187,6 +192,9 @@ def test_evaluate_benchmark_card_and_autotune_on_a_copy(tmp_path):
     assert set(variants) == {"cpu", "gpu", "tpu"} and variants["cpu"]["measured_on"].startswith("CPU")
     assert {c["queue"] for c in variants["cpu"]["candidates"]} == {"fifo_ring", "delay_line"}
     assert variants["tpu"]["queue"]["_target_"] == "queues.SortedArray" and variants["tpu"]["measured_on"] is None
+    max_delay = zoo.load(str(directory)).model.input.queue.max_delay
+    assert variants["tpu"]["queue"]["capacity"] == variants["gpu"]["queue"]["capacity"] == \
+        queues.lossless_capacity(max_delay)
     assert "not measured on its hardware" in (directory / "README.md").read_text()
 
 

@@ -5,7 +5,8 @@ and record it as the accelerator's variant in the model's ``config.json``.
     python -m zoo.autotune delayed_ffn.nmnist [--tolerance 0.005] [--dtypes float32 bfloat16]
 
 Variants never measured on their hardware are seeded from the paper's finding (GPU: rings while memory
-allows; TPU: sorted arrays) and say so in the card.
+allows; TPU: sorted arrays), with a capacity that drops nothing, and say so in the card;
+``--untuned-only`` rewrites just those.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from typing import Any
 import jax
 from omegaconf import OmegaConf
 
+import queues
+
 from . import cards, inference
 from .build import reconfigured
 from .hub import Pretrained
+from .models.synapses import is_delivery
 from .registry import get_entry
 
 QUEUE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "queue"
@@ -89,13 +93,20 @@ def tune(loaded: Pretrained, data, *, dtypes=("float32",), kinds=KINDS, batch_si
 
 
 def untuned(loaded: Pretrained, accelerator: str) -> dict[str, Any]:
-    """A variant for an accelerator not measured here: the paper's queue kind, float32."""
+    """A variant for an accelerator not measured here: the paper's queue kind, float32, with the
+    capacity that drops no spike of this model (`queues.lossless_capacity` of its longest delay
+    bound), since the config group's default is sized for a demo, not for the model."""
     kind, why = PAPER[accelerator]
-    has_queue = loaded.config.get("queue") is not None
-    return {"queue": queue_config(kind) if has_queue else None, "dtype": "float32", "batch_size": None,
-            "measured_on": None,
-            "note": (f"not measured on its hardware: {why}" if has_queue else
-                     "not measured on its hardware; this model has no queue (arrivals from tables)")}
+    if loaded.config.get("queue") is None:
+        return {"queue": None, "dtype": "float32", "batch_size": None, "measured_on": None,
+                "note": "not measured on its hardware; this model has no queue (arrivals from tables)"}
+    queue = queue_config(kind)
+    if "capacity" in queue:
+        bounds = [q.max_delay for q in jax.tree_util.tree_leaves(loaded.model, is_leaf=is_delivery) if is_delivery(q)]
+        queue["capacity"] = queues.lossless_capacity(max(bounds))
+        why += f"; capacity {queue['capacity']}: every spike a synapse can have in flight"
+    return {"queue": queue, "dtype": "float32", "batch_size": None, "measured_on": None,
+            "note": f"not measured on its hardware: {why}"}
 
 
 def save_variants(directory: Path, variants: dict[str, Any], card: Path | None = None) -> None:
@@ -121,12 +132,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--examples", type=int, default=512, help="generated data: examples to tune on")
     parser.add_argument("--seed", type=int, default=2000003,
                         help="generated data: seed of the tuning draw (not evaluate.py's test draw)")
+    parser.add_argument("--untuned-only", action="store_true",
+                        help="measure nothing: rewrite the variants not measured on their hardware")
     args = parser.parse_args(argv)
     if os.path.isdir(args.name):
         directory, card = Path(args.name), None
     else:
         directory, card = get_entry(args.name).shipped, get_entry(args.name).card
     loaded = Pretrained.load_directory(directory)
+    if args.untuned_only:
+        variants = {name: untuned(loaded, name) for name in PAPER
+                    if loaded.config.get("variants", {}).get(name, {}).get("measured_on") is None}
+        save_variants(directory, variants, card)
+        print(json.dumps(variants, indent=2))
+        return variants
     data, split = inference.test_data(loaded.config, split=args.split, root=args.root, examples=args.examples,
                                       seed=args.seed)
     variant = args.variant or jax.devices()[0].platform
