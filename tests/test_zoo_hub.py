@@ -106,6 +106,8 @@ def test_variants_set_the_queue_and_dtype():
     data = DelayTask(examples=64, seed=7).load()  # the untuned variant must not lose spikes either
     _, stats = jax.vmap(gpu.model)(jnp.asarray(data.spikes), jnp.asarray(data.times))
     assert int(stats["dropped"].sum()) == 0
+    tables = zoo.load_pretrained("lif_network.yinyang", variant="gpu")  # arrivals from tables: no queue to pick
+    assert tables.config["variants"]["gpu"]["queue"] is None and "no queue" in tables.config["variants"]["gpu"]["note"]
     with pytest.raises(KeyError, match="no variant 'npu'; it has cpu, gpu, tpu"):
         zoo.load(NAME, variant="npu")
 

@@ -97,12 +97,12 @@ def untuned(loaded: Pretrained, accelerator: str) -> dict[str, Any]:
     capacity that drops no spike of this model (`queues.lossless_capacity` of its longest delay
     bound), since the config group's default is sized for a demo, not for the model."""
     kind, why = PAPER[accelerator]
-    if loaded.config.get("queue") is None:
+    bounds = [q.max_delay for q in jax.tree_util.tree_leaves(loaded.model, is_leaf=is_delivery) if is_delivery(q)]
+    if not bounds:  # e.g. ExactLIFNetwork(delivery="table"), whatever its config's queue group says
         return {"queue": None, "dtype": "float32", "batch_size": None, "measured_on": None,
                 "note": "not measured on its hardware; this model has no queue (arrivals from tables)"}
     queue = queue_config(kind)
     if "capacity" in queue:
-        bounds = [q.max_delay for q in jax.tree_util.tree_leaves(loaded.model, is_leaf=is_delivery) if is_delivery(q)]
         queue["capacity"] = queues.lossless_capacity(max(bounds))
         why += f"; capacity {queue['capacity']}: every spike a synapse can have in flight"
     return {"queue": queue, "dtype": "float32", "batch_size": None, "measured_on": None,
