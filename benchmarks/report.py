@@ -25,6 +25,7 @@ DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
 SPYX_START, SPYX_END = "<!-- SPYX:START -->", "<!-- SPYX:END -->"
 CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END -->"
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
+CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
 DTE_START, DTE_END = "<!-- DELAY_TASK_EVENTPROP:START -->", "<!-- DELAY_TASK_EVENTPROP:END -->"
@@ -237,6 +238,7 @@ def main(argv=None):
     parser.add_argument("--spyx", help="a lif_layer_vs_spyx.py results file")
     parser.add_argument("--cross-validation", help="a cross_validate.py results file")
     parser.add_argument("--cross-validation-saccades", help="a cross_validate.py results file, saccade-pretrained")
+    parser.add_argument("--cross-validation-conv", help="a cross_validate.py results file, convolutional model")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
     parser.add_argument("--delay-task-eventprop", help="a delay_task.py results file of the EventProp recipe")
@@ -247,6 +249,7 @@ def main(argv=None):
                  (args.dense_conv, dense_conv_report, DENSE_START, DENSE_END), (args.spyx, spyx_report, SPYX_START, SPYX_END),
                  (args.cross_validation, cross_validation_report, CV_START, CV_END),
                  (args.cross_validation_saccades, cross_validation_report, CVS_START, CVS_END),
+                 (args.cross_validation_conv, cross_validation_report, CVC_START, CVC_END),
                  (args.eventprop, eventprop_report, EP_START, EP_END),
                  (args.yinyang_eventprop, delay_task_report, YY_START, YY_END),
                  (args.delay_task_eventprop, delay_task_report, DTE_START, DTE_END)]

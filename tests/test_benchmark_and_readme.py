@@ -51,6 +51,7 @@ SECTIONS = [  # README section markers, the renderer, and the committed results 
     ("SPYX_START", "SPYX_END", "spyx_report", "lif_layer_vs_spyx_cpu.json"),
     ("CV_START", "CV_END", "cross_validation_report", "nmnist_cv_cpu.json"),
     ("CVS_START", "CVS_END", "cross_validation_report", "nmnist_cv_saccades_cpu.json"),
+    ("CVC_START", "CVC_END", "cross_validation_report", "nmnist_cv_conv_cpu.json"),
     ("EP_START", "EP_END", "eventprop_report", "eventprop_vs_bptt_cpu.json"),
     ("YY_START", "YY_END", "delay_task_report", "yinyang_eventprop_cpu.json"),
     ("DTE_START", "DTE_END", "delay_task_report", "delay_task_eventprop_cpu.json"),
