@@ -194,7 +194,7 @@ def test_evaluate_benchmark_card_and_autotune_on_a_copy(tmp_path):
     assert set(variants) == {"cpu", "gpu", "tpu"} and variants["cpu"]["measured_on"].startswith("CPU")
     assert {c["queue"] for c in variants["cpu"]["candidates"]} == {"fifo_ring", "delay_line"}
     assert variants["tpu"]["queue"]["_target_"] == "queues.SortedArray" and variants["tpu"]["measured_on"] is None
-    max_delay = zoo.load(str(directory)).model.input.queue.max_delay
+    max_delay = Pretrained.load_directory(directory).model.input.queue.max_delay
     assert variants["tpu"]["queue"]["capacity"] == variants["gpu"]["queue"]["capacity"] == \
         queues.lossless_capacity(max_delay)
     assert "not measured on its hardware" in (directory / "README.md").read_text()
