@@ -97,3 +97,19 @@ def test_config_groups_compose_onto_their_constructors():
     assert trainer.loss == FirstSpikeCrossEntropy(alpha=0.1) and trainer.augment == RandomShift(2)
     assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
+
+
+def test_trainer_says_when_validation_holds_classes_it_never_trains_on():
+    """One example per class (the HOTS letters): the random validation split takes whole classes away."""
+    from zoo.data.delay_task import SpikeDataset
+
+    base = DelayTask(examples=40).load()
+    singletons = SpikeDataset(base.spikes, np.arange(40, dtype=np.int32), 40, base.times)
+    model = DelayedFeedForward(2, 4, 40, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
+    messages = []
+    _, metrics = SurrogateTrainer(epochs=1, batch_size=8, val_fraction=0.1).fit(model, singletons, log=messages.append)
+    val, _ = singletons.split(0.1, 0)
+    assert metrics["val_classes_never_trained"] == sorted(val.labels.tolist()) and len(val) == 4
+    assert any("validation split holds every example of classes" in m for m in messages)
+    _, metrics = SurrogateTrainer(epochs=1, batch_size=32).fit(model, base, log=messages.append)  # two classes
+    assert metrics["val_classes_never_trained"] == []

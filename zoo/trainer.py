@@ -65,6 +65,12 @@ class SurrogateTrainer:
         """
         model = self.prepare(model)
         val, train = data.split(self.val_fraction, seed)
+        # a class whose every example went to validation cannot be learned: say so, since its validation
+        # accuracy is then 0 by construction (one recording per class, as the HOTS letters have)
+        unseen = sorted(set(np.unique(val.labels).tolist()) - set(np.unique(train.labels).tolist()))
+        if unseen:
+            log(f"warning: the validation split holds every example of classes {unseen}: the model never trains "
+                f"on them, so validation accuracy underrates it; measure on a test split instead")
         batches = len(train) // self.batch_size
         if batches < 1:
             raise ValueError(f"SurrogateTrainer: {len(train)} training examples are fewer than one batch of "
@@ -157,7 +163,8 @@ class SurrogateTrainer:
                 checkpoints.save(e + 1, (eqx.filter(model, eqx.is_array), opt_state),
                                  {"epoch": e + 1, "history": history, "rng": rng.bit_generator.state}, row)
         bar.close()
-        return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history}
+        return model, {"val_accuracy": history[-1]["val_accuracy"], "history": history,
+                       "val_classes_never_trained": unseen}
 
 
     def _placement(self, val_size: int):
