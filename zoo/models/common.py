@@ -103,3 +103,26 @@ class DelayedSNN(eqx.Module):
 
     def spike_fn(self):
         return neurons.surrogate(self.surrogate, self.surrogate_slope)
+
+    def hidden_step(self, tau_syn: float, tau_mem: float):
+        """One step of a hidden current-based LIF layer and the readout, driven by the exact membrane
+        and current jumps its synapses delivered in the step (`zoo.neurons`): ``(current, v, readout),
+        v_jump, i_jump -> (current, v, readout), (readout output, hidden spike count)``. The current
+        carried from the last step adds its exact one-step response ``K(1) I`` to the membrane."""
+        spike = self.spike_fn()
+        alpha, beta = decays(tau_syn, tau_mem)
+        carry_gain = neurons.membrane_kernel(tau_syn, tau_mem)(1.0)
+
+        def step(current, v, readout, v_jump, i_jump):
+            v = beta * v + carry_gain * current + v_jump
+            current = alpha * current + i_jump
+            s = spike(v - self.threshold)
+            v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
+            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
+            return (current, v, readout), (out, s.sum())
+
+        return step
+
+    def hidden_state(self, hidden: int):
+        """The zero ``(current, v, readout)`` state of `hidden_step`."""
+        return jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0])

@@ -12,8 +12,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import queues
 from queues.base import just_after, lane_sum
 
-from .. import neurons
-from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, time_scan
+from .common import DelayedSNN, check_sizes, decays, readout_logits, time_scan
 from .synapses import DelayedSynapses
 
 
@@ -69,8 +68,7 @@ class DelayedConv(DelayedSNN):
         if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
             raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")
         spike = self.spike_fn()
-        alpha, beta = decays(self.dense.tau_syn, self.dense.tau_mem)
-        carry_gain = neurons.membrane_kernel(self.dense.tau_syn, self.dense.tau_mem)(1.0)
+        _, beta = decays(self.dense.tau_syn, self.dense.tau_mem)  # the feature maps' membrane decay
         frames = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
         drive = jax.vmap(self.conv)(frames)  # (steps, features, height, width): hoisted out of the time loop
         features = drive.shape[1]
@@ -87,16 +85,8 @@ class DelayedConv(DelayedSNN):
         _, (pooled, map_counts) = time_scan(self.remat_chunk, conv_step, jnp.zeros(drive.shape[1:]), drive)
         map_delays = jnp.clip(self.map_delays, 0.0, self.axon_queue.max_delay)
         hidden = self.dense.delays.shape[1]
-
-        def neurons_step(current, v, readout, v_jump, i_jump):
-            v = beta * v + carry_gain * current + v_jump
-            current = alpha * current + i_jump
-            s = spike(v - self.threshold)
-            v = v * (1 - jax.lax.stop_gradient(s))
-            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
-            return (current, v, readout), (out, s.sum())
-
-        zeros = (jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
+        neurons_step = self.hidden_step(self.dense.tau_syn, self.dense.tau_mem)
+        zeros = self.hidden_state(hidden)
         if isinstance(self.axon_queue, queues.Scheduled):
             sent, sent_at, axon_dropped = self._axon_schedule(pooled.reshape(pooled.shape[0], -1), map_delays)
             v_jumps, i_jumps, dense_dropped = self.dense.scheduled(sent, sent_at)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 import queues
 
-from .. import neurons
 from ..registry import PretrainedEntry, register
-from .common import DelayedSNN, check_sizes, decays, readout_logits, readout_step, step_inputs, time_scan
+from .common import DelayedSNN, check_sizes, readout_logits, step_inputs, time_scan
 from .synapses import DelayedSynapses
 
 
@@ -51,19 +48,8 @@ class DelayedFeedForward(DelayedSNN):
         exact ``times[n, c]`` if given (else at ``n``)."""
         channels, hidden = self.input.delays.shape
         steps, times = step_inputs("DelayedFeedForward", channels, spikes, times, self.input.delays.dtype)
-        spike = self.spike_fn()
-        alpha, beta = decays(self.input.tau_syn, self.input.tau_mem)
-        carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
-
-        def neurons_step(current, v, readout, v_jump, i_jump):
-            v = beta * v + carry_gain * current + v_jump
-            current = alpha * current + i_jump
-            s = spike(v - self.threshold)
-            v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
-            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
-            return (current, v, readout), (out, s.sum())
-
-        zeros = (jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0]))
+        neurons_step = self.hidden_step(self.input.tau_syn, self.input.tau_mem)
+        zeros = self.hidden_state(hidden)
         if isinstance(self.input.queue, queues.Scheduled):  # every step's delivery at once, then the neurons
             v_jumps, i_jumps, dropped = self.input.scheduled(spikes, times)
             _, (outputs, counts) = time_scan(self.remat_chunk, lambda c, x: neurons_step(*c, *x), zeros,
