@@ -108,7 +108,7 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
 
 def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients():
     """Both of DelayedConv's delays (axonal per map, synaptic per synapse) scheduled at once give what
-    stepped queues give, spikes merged per step included; too small a capacity is counted, not hidden."""
+    stepped queues give; too small a capacity is counted, not hidden."""
     import equinox as eqx
     from zoo.models import DelayedConv, swap_queues
 

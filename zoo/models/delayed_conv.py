@@ -124,21 +124,21 @@ class DelayedConv(DelayedSNN):
     def _axon_schedule(self, pooled: Float[Array, "steps units"], map_delays: Float[Array, " features"]):
         """The axonal delays with `queues.Scheduled`: ``(sent, sent_at, dropped)``, what the stepped axon
         queues pass on to the dense layer at every step (``sent[n, u]``: unit ``u`` sends in step ``n``, at
-        the mean arrival time of its spikes due then, as a popped queue merges them)."""
+        the arrival time of its spike due then). A unit spikes at most once per step through a fixed
+        delay, so its spikes arrive in distinct steps: at most one per (step, unit) cell."""
         steps, units = pooled.shape
         per_unit = jnp.repeat(map_delays, units // map_delays.shape[0])[:, None]  # (units, 1), map-major order
         schedule = self.axon_queue.schedule(pooled, per_unit)
-        # one scatter-add per quantity over the (step, unit) cells; arrivals at or after `steps` fall outside
+        # scatter each arrival into its (step, unit) cell; arrivals at or after `steps` fall outside
         index = schedule.step[:, 0] * units + schedule.pre
-        count = jnp.zeros(steps * units).at[index].add(schedule.valid, mode="drop").reshape(steps, units)
-        total = jnp.zeros(steps * units, map_delays.dtype).at[index].add(
+        sent = jnp.zeros(steps * units, bool).at[index].set(schedule.valid, mode="drop").reshape(steps, units)
+        arrival = jnp.zeros(steps * units, map_delays.dtype).at[index].add(
             jnp.where(schedule.valid, schedule.arrival[:, 0], 0), mode="drop").reshape(steps, units)
         now = jnp.arange(steps, dtype=jnp.int32)[:, None]
-        return count > 0, sent_time(now, total / jnp.maximum(count, 1)), schedule.dropped
-
+        return sent, sent_time(now, arrival), schedule.dropped
 
 def sent_time(now, mean_arrival):
-    """When a unit passes its axon's arrivals of step ``now`` on: their mean time, kept inside the step
+    """When a unit passes its axon's arrivals of step ``now`` on: their (mean) time, kept inside the step
     ``(now-1, now]``, where a spike delayed by less than the rest of its step arrives by construction
     (it is sent at the step's start). Forwarding the time gives the axonal delays their gradients."""
     nowf = jnp.asarray(now).astype(mean_arrival.dtype)

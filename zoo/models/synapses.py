@@ -102,8 +102,8 @@ def require_stepped(model_name: str, queue) -> None:
     """Refuse `queues.Scheduled` where spikes are made while the simulation runs."""
     if isinstance(queue, queues.Scheduled):
         raise ValueError(f"{model_name}: queue=scheduled needs every spike before the layer runs (feed-forward "
-                         "input: model=delayed_ffn or delayed_conv); this model's spikes are made while it runs, so it needs a "
-                         f"queue kind ({', '.join(queues.GRADIENT_KINDS)})")
+                         "input: model=delayed_ffn or delayed_conv); this model's spikes are made while it runs, "
+                         f"so it needs a queue kind ({', '.join(queues.GRADIENT_KINDS)})")
 
 
 def swap_queues(model, make_queue):
