@@ -59,7 +59,7 @@ def select_platform(platform: str, distributed: DictConfig | None = None) -> Non
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     select_platform(cfg.device.platform, cfg.get("distributed"))
     main_process = jax.process_index() == 0  # with several processes, one writes the outputs
     if main_process:
@@ -70,7 +70,9 @@ def main(cfg: DictConfig) -> float:
     out_dir = HydraConfig.get().runtime.output_dir
     if cfg.init_from:
         model = initial_weights(cfg.init_from, model)
-    checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best)
+    # without a validation split (trainer.val_fraction=0) the best checkpoints are those that fit best
+    metric = cfg.checkpoint.metric or ("val_accuracy" if cfg.trainer.get("val_fraction", 1) else "train_accuracy")
+    checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best, metric=metric)
     logger = instantiate(cfg.logger) if main_process else None
     if logger is not None:
         logger.start(OmegaConf.to_container(cfg, resolve=True), out_dir)
@@ -84,7 +86,11 @@ def main(cfg: DictConfig) -> float:
     eqx.tree_serialise_leaves(os.path.join(out_dir, "model.eqx"), model)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
-    print(f"final validation accuracy: {metrics['val_accuracy']:.4f} (metrics in {out_dir}/metrics.json)")
+    if metrics["val_accuracy"] is None:
+        print(f"no validation split (trainer.val_fraction=0): final training accuracy "
+              f"{metrics['history'][-1]['train_accuracy']:.4f} (metrics in {out_dir}/metrics.json)")
+    else:
+        print(f"final validation accuracy: {metrics['val_accuracy']:.4f} (metrics in {out_dir}/metrics.json)")
     return metrics["val_accuracy"]
 
 

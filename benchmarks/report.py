@@ -216,7 +216,7 @@ def zoo_report(directory: str) -> str:
         val = config.get("training", {}).get("val_accuracy")
         rows.append(f"| [`{name}`](model_cards/{name}/README.md) | {data} | "
                     f"{'no (ablation)' if name.endswith('_nodelay') else 'learned'} | "
-                    f"{'-' if val is None else f'{val * 100:.2f} %'} | {test} | {tuned} |")
+                    f"{'none held out' if val is None else f'{val * 100:.2f} %'} | {test} | {tuned} |")
     return "\n".join(rows)
 
 

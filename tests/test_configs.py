@@ -113,3 +113,30 @@ def test_trainer_says_when_validation_holds_classes_it_never_trains_on():
     assert any("validation split holds every example of classes" in m for m in messages)
     _, metrics = SurrogateTrainer(epochs=1, batch_size=32).fit(model, base, log=messages.append)  # two classes
     assert metrics["val_classes_never_trained"] == []
+
+
+def test_trainer_without_validation_trains_on_every_example(tmp_path):
+    """val_fraction=0: no validation split (one example per class can spare none); no metric pretends
+    to be a validation accuracy, and checkpoints ranked by one say what is missing."""
+    from zoo.checkpoint import Checkpoints
+    from zoo.data.delay_task import SpikeDataset
+
+    base = DelayTask(examples=40).load()
+    singletons = SpikeDataset(base.spikes, np.arange(40, dtype=np.int32), 40, base.times)
+    model = DelayedFeedForward(2, 4, 40, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
+    messages = []
+    _, metrics = SurrogateTrainer(epochs=2, batch_size=8, val_fraction=0).fit(model, singletons, log=messages.append)
+    assert metrics["val_accuracy"] is None and metrics["val_classes_never_trained"] == []
+    assert [h["val_accuracy"] for h in metrics["history"]] == [None, None]
+    assert all(h["hidden_spikes_per_example"] > 0 for h in metrics["history"])  # of the training batches
+    assert not any("warning" in m for m in messages)
+
+    ckpt = Checkpoints(str(tmp_path / "by_val"))
+    with pytest.raises(ValueError, match="ranked by 'val_accuracy', which epoch 1 did not measure.*train_accuracy"):
+        SurrogateTrainer(epochs=1, batch_size=8, val_fraction=0).fit(model, singletons, checkpoints=ckpt,
+                                                                     log=lambda _: None)
+    ckpt.close()
+    with pytest.raises(ValueError, match=r"`val_fraction` 0.01 of 40 examples holds none.*val_fraction=0"):
+        SurrogateTrainer(epochs=1, batch_size=8, val_fraction=0.01).fit(model, singletons, log=lambda _: None)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        SurrogateTrainer(val_fraction=-0.1)

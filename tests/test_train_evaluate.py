@@ -51,6 +51,19 @@ def test_train_with_scheduled_delivery(tmp_path):
     assert proc.returncode != 0 and "DelayedRecurrent: queue=scheduled needs every spike" in proc.stderr
 
 
+def test_train_without_a_validation_split_ranks_checkpoints_by_training_accuracy(tmp_path):
+    """One-shot data (one recording per class): trainer.val_fraction=0 trains on every example."""
+    run_dir = tmp_path / "run"
+    proc = run("train.py", "trainer.epochs=2", "dataset.examples=256", "trainer.val_fraction=0",
+               "checkpoint.keep_best=1", f"hydra.run.dir={run_dir}")
+    assert "no validation split (trainer.val_fraction=0): final training accuracy" in proc.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val_accuracy"] is None and all(h["val_accuracy"] is None for h in metrics["history"])
+    train_acc = {h["epoch"]: h["train_accuracy"] for h in metrics["history"]}
+    kept = [int(p.name) for p in (run_dir / "checkpoints" / "best").iterdir() if p.name.isdigit()]
+    assert len(kept) == 1 and train_acc[kept[0]] == max(train_acc.values())
+
+
 def test_config_typo_lists_the_choices(tmp_path):
     proc = run("train.py", "queue=fifo", f"hydra.run.dir={tmp_path}", check=False)
     assert proc.returncode != 0

@@ -85,7 +85,8 @@ def plots(directory: Path, config: dict[str, Any], out: Path) -> list[tuple[str,
         fig, ax = plt.subplots(figsize=(5, 3))
         epochs = [h["epoch"] for h in history]
         ax.plot(epochs, [h["train_accuracy"] for h in history], label="train")
-        ax.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+        if history[-1].get("val_accuracy") is not None:  # None: trained without a validation split
+            ax.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
         ax.set(xlabel="epoch", ylabel="accuracy", title="training curves")
         ax.legend()
         fig.tight_layout()
@@ -172,7 +173,7 @@ def _ablation(config: dict[str, Any], directory: Path, out: Path) -> str:
         test = f"{tests[0]['accuracy']:.4f} ({tests[0]['split']}, {tests[0]['num_samples']})" if tests else "withheld"
         val = c.get("training", {}).get("val_accuracy")
         lines.append(f"| `{other}` | {'no (all 0)' if other.endswith('_nodelay') else 'learned'} | "
-                     f"{'-' if val is None else f'{val:.4f}'} | {test} |")
+                     f"{'none held out' if val is None else f'{val:.4f}'} | {test} |")
     return "\n".join(lines)
 
 
@@ -215,7 +216,8 @@ def write_card(directory: str | os.PathLike, out: str | os.PathLike | None = Non
                ' (frame ' + 'x'.join(map(str, config['inputs']['frame'])) + ')'}, {config['inputs'].get('steps', '?')} time
   steps; {config['inputs']['classes']} classes.
 * Trained with `{config.get('training', {}).get('trainer', '?')}` on {config.get('training', {}).get('examples', '?')}
-  examples (a validation split held out of them).
+  examples ({'a validation split held out of them' if config.get('training', {}).get('val_accuracy') is not None
+              else 'all of them: no validation split'}).
 
 ## Use
 

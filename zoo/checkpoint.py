@@ -38,6 +38,10 @@ class Checkpoints:
                 multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix="best")))
 
     def save(self, epoch: int, state: Any, meta: dict[str, Any], metrics: dict[str, float]) -> None:
+        if metrics.get(self.metric) is None:  # e.g. val_accuracy of a run without a validation split
+            raise ValueError(f"Checkpoints: the best checkpoints are ranked by {self.metric!r}, which epoch {epoch} "
+                             f"did not measure (it has {sorted(k for k, v in metrics.items() if v is not None)}); "
+                             "without a validation split rank them by train_accuracy")
         leaves = {f"{i:05d}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(state))}
         args = ocp.args.Composite(state=ocp.args.StandardSave(leaves), meta=ocp.args.JsonSave(meta))
         self.last.save(epoch, args=args)

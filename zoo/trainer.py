@@ -28,7 +28,7 @@ class SurrogateTrainer:
     epochs: int = 30
     batch_size: int = 64
     optim: DelayAwareOptimizer = field(default_factory=DelayAwareOptimizer)
-    val_fraction: float = 0.2
+    val_fraction: float = 0.2  # 0: no validation split, train on every example (one-shot data)
     data_parallel: bool = True  # split every batch across all devices (jax.sharding)
     augment: Callable[[SpikeDataset, np.random.Generator], SpikeDataset] | None = None  # e.g. zoo.data.RandomShift
     loss: Callable[[jax.Array, jax.Array], jax.Array] = field(default_factory=CrossEntropy)  # (logits, labels)
@@ -37,8 +37,8 @@ class SurrogateTrainer:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"SurrogateTrainer: epochs and batch_size must be >= 1, got {self}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in (0, 1), got {self.val_fraction}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"SurrogateTrainer: `val_fraction` must lie in [0, 1), got {self.val_fraction}")
 
     gradient = "surrogate"  # how models with a choice (`ExactLIFNetwork.with_gradient`) are differentiated
 
@@ -58,6 +58,9 @@ class SurrogateTrainer:
             resume: bool = False, logger=None, progress: bool = False) -> tuple[Any, dict[str, Any]]:
         """Train on a split of ``data``; return the model and metrics (final validation accuracy).
 
+        With ``val_fraction=0`` every example trains and there is no validation: ``val_accuracy`` is
+        None in the metrics and in every epoch's row, whose spike rate is then the training batches'.
+
         With ``checkpoints``, the state after every epoch is saved (model, optimiser, history, and the
         RNG that orders the data); ``resume=True`` continues from the latest one and, on the same
         machine, ends with exactly the parameters of an uninterrupted run. A non-finite loss stops the
@@ -65,6 +68,9 @@ class SurrogateTrainer:
         """
         model = self.prepare(model)
         val, train = data.split(self.val_fraction, seed)
+        if self.val_fraction and not len(val):
+            raise ValueError(f"SurrogateTrainer: `val_fraction` {self.val_fraction} of {len(data)} examples holds "
+                             "none; raise it, or set val_fraction=0 to train without a validation split")
         # a class whose every example went to validation cannot be learned: say so, since its validation
         # accuracy is then 0 by construction (one recording per class, as the HOTS letters have)
         unseen = sorted(set(np.unique(val.labels).tolist()) - set(np.unique(train.labels).tolist()))
@@ -103,12 +109,12 @@ class SurrogateTrainer:
                 healthy = healthy & finite
                 keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
                 return (keep(new_params, params), keep(new_opt_state, opt_state), healthy), (
-                    loss, correct.mean(), stats["dropped"].sum())
+                    loss, correct.mean(), stats["dropped"].sum(), stats["spikes"].mean())
 
-            (params, opt_state, healthy), (losses, accs, dropped) = jax.lax.scan(
+            (params, opt_state, healthy), (losses, accs, dropped, spikes) = jax.lax.scan(
                 step, (params, opt_state, jnp.bool_(True)), (spikes, times, labels))
             loss = jnp.where(healthy, losses.mean(), jnp.nan)
-            return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum()
+            return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum(), spikes.mean()
 
         @eqx.filter_jit
         def evaluate(model, spikes, times, labels):
@@ -138,7 +144,7 @@ class SurrogateTrainer:
             if self.augment:  # drawn from the checkpointed RNG, so a resumed run sees the same epochs
                 batch = self.augment(batch, rng)
             shape = (batches, self.batch_size)
-            model, opt_state, loss, acc, dropped = epoch(model, opt_state, *place_batches(
+            model, opt_state, loss, acc, dropped, train_spikes = epoch(model, opt_state, *place_batches(
                 batch.spikes.reshape(*shape, *batch.spikes.shape[1:]),
                 None if batch.times is None else batch.times.reshape(*shape, *batch.times.shape[1:]),
                 batch.labels.reshape(shape)))
@@ -148,13 +154,17 @@ class SurrogateTrainer:
                     f"training loss became {float(loss)} in epoch {e + 1}; run stopped. "
                     + (f"Last good checkpoint: {checkpoints.directory}/last/{last}" if last is not None
                        else "No checkpoint was written."))
-            val_acc, spikes = evaluate(model, *place_val(val.spikes, val.times, val.labels))
-            row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": float(val_acc),
-                   "hidden_spikes_per_example": float(spikes), "dropped_spikes": int(dropped),
+            if len(val):
+                val_acc, spikes = map(float, evaluate(model, *place_val(val.spikes, val.times, val.labels)))
+            else:
+                val_acc, spikes = None, float(train_spikes)
+            row = {"epoch": e + 1, "loss": float(loss), "train_accuracy": float(acc), "val_accuracy": val_acc,
+                   "hidden_spikes_per_example": spikes, "dropped_spikes": int(dropped),
                    "seconds": time.perf_counter() - start}
             history.append(row)
             log(json.dumps(row))
-            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['val_accuracy']:.3f}",
+            shown = row["val_accuracy"] if len(val) else row["train_accuracy"]
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{shown:.3f}",
                             spikes=f"{row['hidden_spikes_per_example']:.1f}", dropped=row["dropped_spikes"])
             bar.update()
             if logger is not None:
