@@ -51,17 +51,21 @@ def test_train_with_scheduled_delivery(tmp_path):
     assert proc.returncode != 0 and "DelayedRecurrent: queue=scheduled needs every spike" in proc.stderr
 
 
-def test_train_without_a_validation_split_ranks_checkpoints_by_training_accuracy(tmp_path):
+def test_train_without_a_validation_split_ranks_checkpoints_by_training_accuracy(tmp_path, monkeypatch):
     """One-shot data (one recording per class): trainer.val_fraction=0 trains on every example."""
+    monkeypatch.setenv("WANDB_CONSOLE", "off")  # the record then holds only what was logged, not stdout
     run_dir = tmp_path / "run"
     proc = run("train.py", "trainer.epochs=2", "dataset.examples=256", "trainer.val_fraction=0",
-               "checkpoint.keep_best=1", f"hydra.run.dir={run_dir}")
+               "checkpoint.keep_best=1", "logger=wandb", f"hydra.run.dir={run_dir}")
     assert "no validation split (trainer.val_fraction=0): final training accuracy" in proc.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["val_accuracy"] is None and all(h["val_accuracy"] is None for h in metrics["history"])
     train_acc = {h["epoch"]: h["train_accuracy"] for h in metrics["history"]}
     kept = [int(p.name) for p in (run_dir / "checkpoints" / "best").iterdir() if p.name.isdigit()]
     assert len(kept) == 1 and train_acc[kept[0]] == max(train_acc.values())
+    [record] = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    data = record.read_bytes()  # a metric that was not measured is not logged, not even as null
+    assert b"train_accuracy" in data and b"val_accuracy" not in data
 
 
 def test_config_typo_lists_the_choices(tmp_path):

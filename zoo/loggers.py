@@ -42,7 +42,7 @@ class WandbLogger(NoLogger):
     def log(self, metrics, step, delays=None):
         import wandb
 
-        row = dict(metrics)
+        row = {k: v for k, v in metrics.items() if v is not None}  # e.g. val_accuracy without a validation split
         if delays is not None:
             row["delays"] = wandb.Histogram(np.asarray(delays).ravel())
         self.run.log(row, step=step)
