@@ -70,13 +70,13 @@ def main(cfg: DictConfig) -> float | None:
     out_dir = HydraConfig.get().runtime.output_dir
     if cfg.init_from:
         model = initial_weights(cfg.init_from, model)
-    # without a validation split (trainer.val_fraction=0) the best checkpoints are those that fit best
-    metric = cfg.checkpoint.metric or ("val_accuracy" if cfg.trainer.get("val_fraction", 1) else "train_accuracy")
-    checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best, metric=metric)
+    trainer = instantiate(cfg.trainer)
+    checkpoints = Checkpoints(os.path.join(out_dir, "checkpoints"), keep_best=cfg.checkpoint.keep_best,
+                              metric=cfg.checkpoint.metric or trainer.selection_metric)
     logger = instantiate(cfg.logger) if main_process else None
     if logger is not None:
         logger.start(OmegaConf.to_container(cfg, resolve=True), out_dir)
-    model, metrics = instantiate(cfg.trainer).fit(
+    model, metrics = trainer.fit(
         model, data, seed=cfg.seed, checkpoints=checkpoints, resume=cfg.resume, logger=logger,
         progress=main_process, log=lambda line: print(line, flush=True) if main_process else None)
     checkpoints.close()

@@ -131,6 +131,7 @@ def test_trainer_without_validation_trains_on_every_example(tmp_path):
     assert all(h["hidden_spikes_per_example"] > 0 for h in metrics["history"])  # of the training batches
     assert not any("warning" in m for m in messages)
 
+    assert SurrogateTrainer(val_fraction=0).selection_metric == "train_accuracy"  # what train.py ranks by
     ckpt = Checkpoints(str(tmp_path / "by_val"))
     with pytest.raises(ValueError, match="ranked by 'val_accuracy', which epoch 1 did not measure.*train_accuracy"):
         SurrogateTrainer(epochs=1, batch_size=8, val_fraction=0).fit(model, singletons, checkpoints=ckpt,

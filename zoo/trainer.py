@@ -42,6 +42,12 @@ class SurrogateTrainer:
 
     gradient = "surrogate"  # how models with a choice (`ExactLIFNetwork.with_gradient`) are differentiated
 
+    @property
+    def selection_metric(self) -> str:
+        """The metric that ranks this run's best checkpoints: validation accuracy, or without a validation
+        split (``val_fraction=0``) training accuracy."""
+        return "val_accuracy" if self.val_fraction else "train_accuracy"
+
     def optimizer(self, model, batches: int | None = None) -> optax.GradientTransformation:
         return self.optim.build(model, total_steps=None if batches is None else self.epochs * batches)
 
