@@ -117,10 +117,10 @@ class SurrogateTrainer:
                 return (keep(new_params, params), keep(new_opt_state, opt_state), healthy), (
                     loss, correct.mean(), stats["dropped"].sum(), stats["spikes"].mean())
 
-            (params, opt_state, healthy), (losses, accs, dropped, spikes) = jax.lax.scan(
+            (params, opt_state, healthy), (losses, accs, dropped, hidden_spikes) = jax.lax.scan(
                 step, (params, opt_state, jnp.bool_(True)), (spikes, times, labels))
             loss = jnp.where(healthy, losses.mean(), jnp.nan)
-            return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum(), spikes.mean()
+            return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum(), hidden_spikes.mean()
 
         @eqx.filter_jit
         def evaluate(model, spikes, times, labels):
