@@ -17,17 +17,25 @@ class Schedule(eqx.Module):
     ``j`` one target. ``arrival[k, j] = t_k + d[pre_k, j]`` is the exact arrival time and
     ``step[k, j] = max(ceil(arrival), emitted + 1)`` the step that delivers it, the convention of
     every queue kind (`queues.base`). Unused rows (``valid`` false) have ``step == steps``.
+
+    ``gain[k]`` is what event ``k`` delivers: 1 in value (an event is one spike, whatever the raster
+    entry ``x_k > 0`` held), with the derivative of ``x_k`` (straight through: ``1 + x_k - sg(x_k)``).
+    A raster of surrogate spikes made by a layer below thus passes that layer the gradient
+    ``dL/ds`` of every spike that fired, as BPTT through ``s * w * f`` would; entries that did not fire
+    make no event and get none (delivery is event-driven both ways).
     """
 
     pre: Int[Array, " events"]
     valid: Bool[Array, " events"]
+    gain: Float[Array, " events"]
     arrival: Float[Array, "events targets"]
     step: Int[Array, "events targets"]
     dropped: Int[Array, ""]  # synapse spikes left out: events beyond the capacity x their targets
     steps: int = eqx.field(static=True)
 
     def kernel(self, weight: Float[Array, "post pre"], fn) -> Float[Array, "steps post"]:
-        r"""Per step ``n`` and target ``j``: :math:`\sum_{k: step_{kj} = n} w_{j, pre_k} f(n - a_{kj})`.
+        r"""Per step ``n`` and target ``j``: :math:`\sum_{k: step_{kj} = n} g_k w_{j, pre_k} f(n - a_{kj})`,
+        ``g_k`` the `gain` of event ``k`` (1 in value).
 
         The weighted `Delivery.kernel` of every step of the simulation at once, as one scatter-add
         over (event, target) pairs; differentiable w.r.t. ``weight``, the delays and the spike times
@@ -38,7 +46,7 @@ class Schedule(eqx.Module):
         post = weight.shape[0]
         step = jnp.broadcast_to(self.step, (self.step.shape[0], post))
         since = jax.lax.stop_gradient(step).astype(self.arrival.dtype) - self.arrival
-        values = jnp.where(self.valid[:, None], weight.T[self.pre] * fn(since), 0)
+        values = jnp.where(self.valid[:, None], self.gain[:, None] * weight.T[self.pre] * fn(since), 0)
         index = step * post + jnp.arange(post)  # row-major (steps, post); >= steps * post: outside
         out = jnp.zeros(self.steps * post, values.dtype).at[index.reshape(-1)].add(values.reshape(-1), mode="drop")
         return out.reshape(self.steps, post)
@@ -118,4 +126,7 @@ class Scheduled(eqx.Module):
         step = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(arrival)).astype(jnp.int32), emitted[:, None] + 1)
         step = jnp.where(valid[:, None], step, steps)
         dropped = (fired.sum() - valid.sum()) * delays.shape[1]
-        return Schedule(i, valid, arrival, step, dropped.astype(jnp.int32), steps)
+        entry = spikes.reshape(-1)[index]
+        gain = (1 + entry - jax.lax.stop_gradient(entry)).astype(dtype) if jnp.issubdtype(
+            entry.dtype, jnp.floating) else jnp.ones(capacity, dtype)
+        return Schedule(i, valid, jnp.where(valid, gain, 0), arrival, step, dropped.astype(jnp.int32), steps)

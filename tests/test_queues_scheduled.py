@@ -96,6 +96,39 @@ def test_axonal_delays_broadcast_over_targets_and_vmap():
         np.testing.assert_allclose(batched[k], scheduled_currents(batch[k], weight, delays, None, capacity=30))
 
 
+def test_events_pass_the_derivative_of_the_raster_entry_that_made_them():
+    """`Schedule.gain`: each event delivers one spike (a count of 2 delivers as 1) and carries the
+    derivative of its raster entry: d/dx of the delivered jumps equals that of the explicit sum
+    ``sum_events x * w * f(since)`` at the entries that fired, and is 0 where nothing fired."""
+    steps, pre, post = 12, 5, 3
+    key = jax.random.split(jax.random.PRNGKey(4), 4)
+    fired = jax.random.bernoulli(key[0], 0.3, (steps, pre))
+    x = jnp.where(fired, 1.0, 0.0)
+    delays = jax.random.uniform(key[1], (pre, post), maxval=4.0)
+    weight = jax.random.normal(key[2], (post, pre))
+    probe = jax.random.normal(key[3], (steps, post))
+    f = lambda since: jnp.exp(-since / 2.0)  # noqa: E731
+    scheduled = queues.Scheduled(max_delay=4.0)
+
+    def delivered(x):
+        return jnp.sum(probe * scheduled.schedule(x, delays).kernel(weight, f))
+
+    def explicit(x):  # every (event, target) pair written out, weighted by its raster entry
+        n = jnp.arange(steps, dtype=jnp.float32)[:, None, None]
+        arrival = n + delays[None]
+        step = jnp.maximum(jnp.ceil(arrival), n + 1).astype(jnp.int32)  # (steps, pre, post)
+        inside = step < steps
+        at = probe[jnp.minimum(step, steps - 1), jnp.arange(post)[None, None]]
+        terms = x[:, :, None] * weight.T[None] * f(step - arrival) * at
+        return jnp.sum(jnp.where(inside & fired[:, :, None], terms, 0.0))
+
+    np.testing.assert_allclose(delivered(x), explicit(x), rtol=1e-5)
+    np.testing.assert_allclose(delivered(2.0 * x), delivered(x), rtol=1e-6)  # an event is one spike
+    grad, reference = jax.grad(delivered)(x), jax.grad(explicit)(x)
+    np.testing.assert_allclose(np.where(fired, grad, 0.0), np.where(fired, reference, 0.0), rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(jnp.where(fired, 0.0, grad)).max()) == 0.0 < float(jnp.abs(grad).max())
+
+
 def test_bad_input_is_named():
     spikes, times, delays, _ = raster(6)
     scheduled = queues.Scheduled(max_delay=MAX_DELAY)

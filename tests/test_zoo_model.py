@@ -101,14 +101,51 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
     for g in (grads.map_delays, grads.dense.delays):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
     labels = label_delays(eqx.filter(net, eqx.is_array))
-    assert labels.map_delays == labels.dense.delays == "delays" and labels.conv.weight == "weights"
+    assert labels.map_delays == labels.dense.delays == "delays" and labels.convs[0].weight == "weights"
     with pytest.raises(ValueError, match="must multiply to channels=72"):
         DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))
 
 
+def test_stacked_conv_blocks_read_the_pooled_spikes_below_and_all_learn():
+    """``features=(4, 6)``: the second convolution reads the first block's pooled spikes, the dense layer
+    the second's; every convolution and both kinds of delay get gradients, and sizes that pool a frame
+    away are refused."""
+    import equinox as eqx
+    from zoo.models import DelayedConv
+
+    frame = (2, 8, 8)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (3, 20, 128)).astype(jnp.float32)
+    net = DelayedConv(128, 8, 3, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=(4, 6), weight_scale=2.0)
+    assert [c.in_channels for c in net.convs] == [2, 4] and [c.out_channels for c in net.convs] == [4, 6]
+    assert net.map_delays.shape == (6,) and net.dense.delays.shape == (6 * 2 * 2, 8)
+    beta = float(np.exp(-1 / net.dense.tau_mem))
+    first, _ = net._conv_block(net.convs[0], spikes[0].reshape(20, *frame), beta, net.spike_fn())
+    assert first.shape == (20, 4, 4, 4) and float(first.sum()) > 0
+    second, _ = net._conv_block(net.convs[1], first, beta, net.spike_fn())
+    assert second.shape == (20, 6, 2, 2) and float(second.sum()) > 0
+
+    logits, stats = jax.vmap(net)(spikes)
+    assert logits.shape == (3, 3) and int(stats["dropped"].sum()) == 0
+    grads = eqx.filter_grad(lambda m: jnp.sum(jnp.tanh(jax.vmap(m)(spikes)[0])))(net)
+    for g in (grads.convs[0].weight, grads.convs[1].weight, grads.map_delays, grads.dense.delays):
+        assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
+    # the initial gain multiplies every convolution's weights and biases, nothing else
+    plain = DelayedConv(128, 8, 3, frame=frame, key=jax.random.PRNGKey(1), features=(4, 6))
+    np.testing.assert_allclose(net.convs[1].weight, 2.0 * plain.convs[1].weight, rtol=1e-6)
+    np.testing.assert_array_equal(net.w_out, plain.w_out)
+    with pytest.raises(ValueError, match="3 blocks of 2x2 pooling leave nothing of a 4x4 frame"):
+        DelayedConv(32, 8, 3, frame=(2, 4, 4), key=jax.random.PRNGKey(0), features=(2, 2, 2))
+    with pytest.raises(ValueError, match=r"`features\[1\]` must be a positive integer, got 0"):
+        DelayedConv(128, 8, 3, frame=frame, key=jax.random.PRNGKey(0), features=(4, 0))
+    with pytest.raises(ValueError, match="`weight_scale` must be positive"):
+        DelayedConv(128, 8, 3, frame=frame, key=jax.random.PRNGKey(0), weight_scale=0.0)
+
+
 def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients():
     """Both of DelayedConv's delays (axonal per map, synaptic per synapse) scheduled at once give what
-    stepped queues give; too small a capacity is counted, not hidden."""
+    stepped queues give; too small a capacity is counted, not hidden. The gradients agree except the
+    convolutions': scheduled events carry their spikes' surrogate derivative, queues only spike times."""
     import equinox as eqx
     from zoo.models import DelayedConv, swap_queues
 
@@ -127,10 +164,11 @@ def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients(
     np.testing.assert_allclose(value, ref, rtol=1e-5)
     for key in ("spikes", "synops", "dropped"):
         np.testing.assert_array_equal(stats[key], ref_stats[key])
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_array)),
-                    jax.tree_util.tree_leaves(eqx.filter(ref_grads, eqx.is_array))):
+    without_convs = lambda g: eqx.filter(eqx.tree_at(lambda m: m.convs, g, ()), eqx.is_array)  # noqa: E731
+    for a, b in zip(jax.tree_util.tree_leaves(without_convs(grads)), jax.tree_util.tree_leaves(without_convs(ref_grads))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert float(jnp.abs(ref_grads.map_delays).sum()) > 0 and float(jnp.abs(ref_grads.dense.delays).sum()) > 0
+    assert float(jnp.abs(ref_grads.convs[0].weight).sum()) == 0 < float(jnp.abs(grads.convs[0].weight).sum())
     short = swap_queues(stepped, lambda d: queues.Scheduled(max_delay=d, capacity=4))
     assert int(jax.vmap(short)(spikes)[1]["dropped"].min()) > 0
     # every delay 0 (the no-delay ablation): a unit's spike of step 0 reaches the dense layer just after 0
@@ -182,7 +220,7 @@ def test_models_count_their_synaptic_operations():
     conv = DelayedConv(72, 8, 3, key=jax.random.PRNGKey(0), frame=(2, 6, 6),
                        queue=queues.FIFORing(capacity=2, max_delay=8.0))
     _, stats = conv(x)
-    assert int(stats["synops"]) >= events * conv.conv.out_channels * 9  # the convolution's share alone
+    assert int(stats["synops"]) >= events * conv.convs[0].out_channels * 9  # the convolution's share alone
 
 
 def test_scheduled_delivery_equals_a_stepped_queue_and_only_feed_forward_models_take_it():

@@ -33,6 +33,9 @@ class SurrogateTrainer:
     augment: Callable[[SpikeDataset, np.random.Generator], SpikeDataset] | None = None  # e.g. zoo.data.RandomShift
     loss: Callable[[jax.Array, jax.Array], jax.Array] = field(default_factory=CrossEntropy)  # (logits, labels)
     regulariser: Callable[[dict], jax.Array] | None = None  # of the batch's stats, e.g. SpikeCountRegulariser
+    # one compiled scan over the epoch's batches (few dispatches: pays for small models), or one compiled
+    # step per batch: XLA:CPU runs convolutions inside a loop several times slower (model=delayed_conv)
+    scan_epoch: bool = True
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -97,28 +100,40 @@ class SurrogateTrainer:
                 loss = loss + self.regulariser(stats)
             return loss, (logits.argmax(-1) == labels, stats)
 
+        def step(static, carry, batch):
+            params, opt_state, healthy = carry
+            (loss, (correct, stats)), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
+                eqx.combine(params, static), *batch)
+            updates, new_opt_state = opt.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            new_params = project_delays(new_params)
+            # once the loss or a gradient is not finite, stop updating: the epoch ends with the
+            # last good parameters and the run stops after it (see fit)
+            finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.isfinite(g).all() for g in
+                                                             jax.tree_util.tree_leaves(grads)]))
+            healthy = healthy & finite
+            keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
+            return (keep(new_params, params), keep(new_opt_state, opt_state), healthy), (
+                loss, correct.mean(), stats["dropped"].sum(), stats["spikes"].mean())
+
         @eqx.filter_jit
+        def scanned_epoch(static, params, opt_state, spikes, times, labels):
+            return jax.lax.scan(lambda carry, batch: step(static, carry, batch), (params, opt_state, jnp.bool_(True)),
+                                (spikes, times, labels))
+
+        stepped = eqx.filter_jit(step)
+
+        def stepped_epoch(static, params, opt_state, spikes, times, labels):
+            carry, rows = (params, opt_state, jnp.bool_(True)), []
+            for i in range(labels.shape[0]):
+                carry, row = stepped(static, carry, (spikes[i], None if times is None else times[i], labels[i]))
+                rows.append(row)
+            return carry, jax.tree_util.tree_map(lambda *r: jnp.stack(r), *rows)
+
         def epoch(model, opt_state, spikes, times, labels):
             params, static = eqx.partition(model, eqx.is_array)
-
-            def step(carry, batch):
-                params, opt_state, healthy = carry
-                (loss, (correct, stats)), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
-                    eqx.combine(params, static), *batch)
-                updates, new_opt_state = opt.update(grads, opt_state, params)
-                new_params = optax.apply_updates(params, updates)
-                new_params = project_delays(new_params)
-                # once the loss or a gradient is not finite, stop updating: the epoch ends with the
-                # last good parameters and the run stops after it (see fit)
-                finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.isfinite(g).all() for g in
-                                                                 jax.tree_util.tree_leaves(grads)]))
-                healthy = healthy & finite
-                keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
-                return (keep(new_params, params), keep(new_opt_state, opt_state), healthy), (
-                    loss, correct.mean(), stats["dropped"].sum(), stats["spikes"].mean())
-
-            (params, opt_state, healthy), (losses, accs, dropped, hidden_spikes) = jax.lax.scan(
-                step, (params, opt_state, jnp.bool_(True)), (spikes, times, labels))
+            (params, opt_state, healthy), (losses, accs, dropped, hidden_spikes) = (
+                scanned_epoch if self.scan_epoch else stepped_epoch)(static, params, opt_state, spikes, times, labels)
             loss = jnp.where(healthy, losses.mean(), jnp.nan)
             return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum(), hidden_spikes.mean()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -17,22 +18,31 @@ from .synapses import DelayedSynapses
 
 
 class DelayedConv(DelayedSNN):
-    """Event frames -> conv LIF feature maps -> axonal delays -> delayed dense LIF layer -> readout.
+    """Event frames -> conv LIF feature maps (one or more blocks) -> axonal delays -> delayed dense LIF
+    layer -> readout.
 
     Input: ``(steps, polarities * height * width)`` rasters (as the event datasets load them, with the
-    frame shape given). A ``kernel x kernel`` convolution with ``features`` maps (applied to all steps
-    at once: it is linear and time-invariant) drives LIF feature maps whose spikes are max-pooled 2x2;
-    every feature map has a learnable axonal delay (one queue per pooled position, delays shared by the
+    frame shape given). Each convolution block is a ``kernel x kernel`` convolution (applied to all steps
+    at once: it is linear and time-invariant) driving LIF feature maps whose spikes are max-pooled 2x2;
+    ``features`` gives the maps of each block (an int: one block), so ``features=(16, 32)`` is a
+    LeNet-like stack whose second convolution reads the first block's pooled spikes. Every feature map
+    of the last block has a learnable axonal delay (one queue per pooled position, delays shared by the
     map), and the delayed spikes reach ``hidden`` LIF neurons through `DelayedSynapses` (a delay per
-    synapse too), then the readout of `DelayedFeedForward`.
+    synapse too), then the readout of `DelayedFeedForward`. ``weight_scale`` multiplies the convolutions'
+    initial weights (Equinox's uniform ``±1/sqrt(fan in)``): a block reading the sparse pooled spikes of
+    another stays silent at 1 (no spike, no gradient), so stacks need about 2.
 
     Every layer before the readout is feed-forward, so ``queue=queues.Scheduled(...)`` delivers both
-    delays for all steps at once and the loops only integrate neurons: the same values and gradients
-    as a stepped queue kind that drops nothing (`_axon_schedule` passes on what the popped axon queues
-    would), at the cost of the events instead of the steps x slots.
+    delays for all steps at once and the loops only integrate neurons: the same values as a stepped
+    queue kind that drops nothing (`_axon_schedule` passes on what the popped axon queues would), at
+    the cost of the events instead of the steps x slots. Train with it: its events carry the surrogate
+    derivative of the spikes that made them (`queues.Schedule.gain`), so the convolutions learn, while
+    the queue kinds carry the tangents of spike times only (the ADSEQ rules), under which the
+    convolutions get no gradient (the delays, the dense layer and the readout get the same gradients
+    either way).
     """
 
-    conv: eqx.nn.Conv2d
+    convs: tuple[eqx.nn.Conv2d, ...]
     map_delays: Float[Array, " features"]
     axon_queue: queues.SpikeQueue | queues.Scheduled
     dense: DelayedSynapses
@@ -40,21 +50,34 @@ class DelayedConv(DelayedSNN):
 
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  frame: tuple[int, int, int], queue: queues.SpikeQueue | queues.Scheduled | None = None,
-                 features: int = 8, kernel: int = 3, tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
+                 features: int | Sequence[int] = 8, kernel: int = 3, tau_syn: float = 2.0, tau_mem: float = 4.0,
+                 threshold: float = 1.0, weight_scale: float = 1.0,
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
                  init_delay: float | None = None, remat_chunk: int | None = None):
-        check_sizes("DelayedConv", channels=channels, hidden=hidden, classes=classes, features=features)
+        features = (features,) if isinstance(features, int) else tuple(features)
+        check_sizes("DelayedConv", channels=channels, hidden=hidden, classes=classes, kernel=kernel,
+                    **{f"features[{i}]": f for i, f in enumerate(features)})
+        if not features:
+            raise ValueError("DelayedConv: `features` needs at least one convolution block, got ()")
         frame = tuple(int(f) for f in frame)
         if len(frame) != 3 or math.prod(frame) != channels:
             raise ValueError(f"DelayedConv: `frame` (polarities, height, width) must multiply to channels={channels}, "
                              f"got {frame}")
+        pooled_side = (frame[1] >> len(features), frame[2] >> len(features))  # each block halves the frame
+        if min(pooled_side) < 1:
+            raise ValueError(f"DelayedConv: {len(features)} blocks of 2x2 pooling leave nothing of a "
+                             f"{frame[1]}x{frame[2]} frame; use fewer `features` blocks")
         queue = queues.FIFORing(capacity=2, max_delay=8.0) if queue is None else queue
-        k_conv, k_delay, k_dense, k_out = jax.random.split(key, 4)
-        self.conv = eqx.nn.Conv2d(frame[0], features, kernel, padding="SAME", key=k_conv)
-        self.map_delays = (jax.random.uniform(k_delay, (features,), maxval=queue.max_delay) if init_delay is None
-                           else jnp.full((features,), float(init_delay)))
+        k_convs, k_delay, k_dense, k_out = jax.random.split(key, 4)
+        if not weight_scale > 0:
+            raise ValueError(f"DelayedConv: `weight_scale` must be positive, got {weight_scale!r}")
+        self.convs = tuple(_scaled(eqx.nn.Conv2d(n_in, n_out, kernel, padding="SAME", key=k), weight_scale)
+                           for n_in, n_out, k in zip((frame[0],) + features[:-1], features,
+                                                     jax.random.split(k_convs, len(features))))
+        self.map_delays = (jax.random.uniform(k_delay, (features[-1],), maxval=queue.max_delay) if init_delay is None
+                           else jnp.full((features[-1],), float(init_delay)))
         self.axon_queue = queue
-        pooled = features * (frame[1] // 2) * (frame[2] // 2)
+        pooled = features[-1] * math.prod(pooled_side)
         self.dense = DelayedSynapses(pooled, hidden, queue, key=k_dense, tau_syn=tau_syn, tau_mem=tau_mem,
                                      init_delay=init_delay)
         self.frame = frame
@@ -69,20 +92,14 @@ class DelayedConv(DelayedSNN):
             raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")
         spike = self.spike_fn()
         _, beta = decays(self.dense.tau_syn, self.dense.tau_mem)  # the feature maps' membrane decay
-        frames = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
-        drive = jax.vmap(self.conv)(frames)  # (steps, features, height, width): hoisted out of the time loop
-        features = drive.shape[1]
-        pooled_shape = (features, height // 2, width // 2)
-
-        def conv_step(v_map, x):  # the feature maps' LIF neurons: feed-forward, so a loop of their own
-            v_map = beta * v_map + x
-            s_map = spike(v_map - self.threshold)
-            v_map = v_map * (1 - jax.lax.stop_gradient(s_map))
-            pooled = s_map[:, : 2 * pooled_shape[1], : 2 * pooled_shape[2]].reshape(
-                features, pooled_shape[1], 2, pooled_shape[2], 2).max((2, 4))
-            return v_map, (pooled, s_map.sum())
-
-        _, (pooled, map_counts) = time_scan(self.remat_chunk, conv_step, jnp.zeros(drive.shape[1:]), drive)
+        pooled = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
+        map_counts, conv_synops = 0, 0
+        for conv in self.convs:  # feed-forward blocks: each one's loop runs over the whole block below it
+            # synaptic operations of the convolution, as if event-driven: each event reaches out x kernel taps
+            conv_synops = conv_synops + (pooled > 0).sum() * conv.out_channels * math.prod(conv.kernel_size)
+            pooled, counts = self._conv_block(conv, pooled, beta, spike)
+            map_counts = map_counts + counts.sum()
+        pooled_shape = pooled.shape[1:]
         map_delays = jnp.clip(self.map_delays, 0.0, self.axon_queue.max_delay)
         hidden = self.dense.delays.shape[1]
         neurons_step = self.hidden_step(self.dense.tau_syn, self.dense.tau_mem)
@@ -114,12 +131,28 @@ class DelayedConv(DelayedSNN):
             (axon, syn, _), ((outputs, counts), sends) = time_scan(self.remat_chunk, step, init, (steps, pooled))
             dropped = axon.dropped.sum() + syn.dropped.sum()
             sent_count = sends.sum()
-        # synaptic operations, counted as if event-driven: each input event reaches features x kernel taps,
-        # each pooled unit that sends reaches `hidden`, each hidden spike `classes`
-        synops = ((spikes > 0).sum() * features * math.prod(self.conv.kernel_size) + sent_count * hidden
-                  + counts.sum() * self.w_out.shape[0])
-        return readout_logits(self.readout, outputs), {"spikes": counts.sum() + map_counts.sum(), "dropped": dropped,
+        # synaptic operations, counted as if event-driven: besides the convolutions', each pooled unit that
+        # sends reaches `hidden`, each hidden spike `classes`
+        synops = conv_synops + sent_count * hidden + counts.sum() * self.w_out.shape[0]
+        return readout_logits(self.readout, outputs), {"spikes": counts.sum() + map_counts, "dropped": dropped,
                                                        "synops": synops}
+
+    def _conv_block(self, conv: eqx.nn.Conv2d, frames: Float[Array, "steps c h w"], beta: float, spike):
+        """One convolution block: its LIF feature maps' 2x2 max-pooled spikes ``(steps, out, h//2, w//2)``
+        and their spike count per step."""
+        drive = jax.vmap(conv)(frames)  # (steps, out, h, w): hoisted out of the time loop
+        features, height, width = drive.shape[1:]
+        ph, pw = height // 2, width // 2
+
+        def step(v_map, x):  # the feature maps' LIF neurons: feed-forward, so a loop of their own
+            v_map = beta * v_map + x
+            s_map = spike(v_map - self.threshold)
+            v_map = v_map * (1 - jax.lax.stop_gradient(s_map))
+            pooled = s_map[:, : 2 * ph, : 2 * pw].reshape(features, ph, 2, pw, 2).max((2, 4))
+            return v_map, (pooled, s_map.sum())
+
+        _, (pooled, counts) = time_scan(self.remat_chunk, step, jnp.zeros(drive.shape[1:]), drive)
+        return pooled, counts
 
     def _axon_schedule(self, pooled: Float[Array, "steps units"], map_delays: Float[Array, " features"]):
         """The axonal delays with `queues.Scheduled`: ``(sent, sent_at, dropped)``, what the stepped axon
@@ -131,11 +164,18 @@ class DelayedConv(DelayedSNN):
         schedule = self.axon_queue.schedule(pooled, per_unit)
         # scatter each arrival into its (step, unit) cell; arrivals at or after `steps` fall outside
         index = schedule.step[:, 0] * units + schedule.pre
-        sent = jnp.zeros(steps * units, bool).at[index].set(schedule.valid, mode="drop").reshape(steps, units)
+        # what a unit sends carries the gain of the spike it passes on: the feature maps get their gradient
+        sent = jnp.zeros(steps * units, schedule.gain.dtype).at[index].add(schedule.gain, mode="drop").reshape(
+            steps, units)
         arrival = jnp.zeros(steps * units, map_delays.dtype).at[index].add(
             jnp.where(schedule.valid, schedule.arrival[:, 0], 0), mode="drop").reshape(steps, units)
         now = jnp.arange(steps, dtype=jnp.int32)[:, None]
         return sent, sent_time(now, arrival), schedule.dropped
+
+
+def _scaled(conv: eqx.nn.Conv2d, scale: float) -> eqx.nn.Conv2d:
+    return eqx.tree_at(lambda c: (c.weight, c.bias), conv, (conv.weight * scale, conv.bias * scale))
+
 
 def sent_time(now, mean_arrival):
     """When a unit passes its axon's arrivals of step ``now`` on: their (mean) time, kept inside the step
