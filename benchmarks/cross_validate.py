@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -78,7 +79,7 @@ def main(argv=None):
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
-    results = {"command": "python benchmarks/cross_validate.py " + " ".join(argv), "device": str(jax.devices()[0]),
+    results = {"command": "python benchmarks/cross_validate.py " + shlex.join(argv), "device": str(jax.devices()[0]),
                "cpu_count": os.cpu_count(), "dataset": base.dataset._target_, "examples": len(data),
                "folds": args.folds, "runs": {}, "summary": {}}
     for name in args.ablations:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 
@@ -45,7 +46,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
-    results = {"command": "python benchmarks/delay_task.py " + " ".join(argv if argv is not None else
+    results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
                                                                           sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     for name, overrides in ABLATIONS.items():

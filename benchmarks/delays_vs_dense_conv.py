@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import sys
 
 import jax
@@ -151,7 +152,7 @@ def main(argv=None):
         print(json.dumps(row), flush=True)
         rows.append(row)
     results = {"config": {"rate": args.rate, "sigma": SIGMA, "tau_syn": TAU_SYN, "tau_mem": TAU_MEM},
-               "command": "python benchmarks/delays_vs_dense_conv.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "command": "python benchmarks/delays_vs_dense_conv.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
                "device": str(jax.devices()[0]), "platform": platform.platform(), "jax": jax.__version__,
                "rows": rows}
     with open(args.out, "w") as f:

@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import sys
 
 import jax
@@ -93,7 +94,7 @@ def main(argv=None):
                                                  / row["eventprop"]["ms_per_training_step"])
         print(json.dumps(row), flush=True)
         rows.append(row)
-    results = {"command": "python benchmarks/eventprop_vs_bptt.py " + " ".join(argv),
+    results = {"command": "python benchmarks/eventprop_vs_bptt.py " + shlex.join(argv),
                "device": str(jax.devices()[0]), "platform": platform.platform(), "jax": jax.__version__,
                "config": {"sizes": sizes, "weight_scale": args.weight_scale, "batch": args.batch,
                           "input_rate": args.input_rate, "max_delay": args.max_delay, "tau_syn": cell.tau_syn,

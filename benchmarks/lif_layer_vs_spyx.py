@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 
 import jax
@@ -118,7 +119,7 @@ def main(argv=None):
     rows["ours_axonal_delays"] = measure(ours_delayed_loss(args.max_delay), delayed, spikes, args.repeats)
     for name in ("ours", "ours_axonal_delays"):
         rows[name]["time_ratio_vs_spyx"] = rows[name]["ms_per_training_step"] / rows["spyx"]["ms_per_training_step"]
-    results = {"command": "python benchmarks/lif_layer_vs_spyx.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    results = {"command": "python benchmarks/lif_layer_vs_spyx.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
                "device": str(jax.devices()[0]), "platform": platform.platform(), "jax": jax.__version__,
                "spyx": __import__("importlib.metadata").metadata.version("spyx"),
                "config": {k: v for k, v in vars(args).items() if k not in ("out", "repeats")}, "rows": rows}

@@ -22,6 +22,7 @@ import gc
 import json
 import math
 import platform
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -380,7 +381,7 @@ def main(argv=None):
         parser.error(f"--kinds: unknown {sorted(kinds - known)}; choose from {sorted(known)}")
 
     results: dict[str, Any] = {
-        "command": "python benchmarks/queues_vs_adseq.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python benchmarks/queues_vs_adseq.py " + shlex.join(argv if argv is not None else __import__("sys").argv[1:]),
         "device": str(jax.devices()[0]), "device_kind": jax.devices()[0].platform, "platform": platform.platform(), "processor": platform.processor(),
         "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__, "adseq": adseq_version(),
         "poisson_config": {"queues": args.queues, "steps": args.steps, "spike_probability": 1 / 400,

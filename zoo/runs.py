@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from typing import Any
 
 import equinox as eqx
@@ -43,7 +44,7 @@ def export_run(run_dir: str, name: str, recipe: list[str] | tuple[str, ...]) -> 
         "name": name, "model": container(cfg.model), "queue": container(cfg.queue) if "queue" in cfg else None,
         "inputs": {"channels": data.channels, "classes": data.classes,
                    "frame": list(data.frame) if data.frame is not None else None, "steps": int(data.spikes.shape[1])},
-        "dataset": container(cfg.dataset), "seed": int(cfg.seed), "recipe": "python train.py " + " ".join(recipe),
+        "dataset": container(cfg.dataset), "seed": int(cfg.seed), "recipe": "python train.py " + shlex.join(recipe),
         "training": {"history": metrics.get("history", []), "val_accuracy": metrics.get("val_accuracy"),
                      "examples": len(data), "trainer": cfg.trainer._target_},
         "variants": {}, "example_raster": example_raster(data),
