@@ -67,10 +67,10 @@ class DelayedConv(DelayedSNN):
         if min(pooled_side) < 1:
             raise ValueError(f"DelayedConv: {len(features)} blocks of 2x2 pooling leave nothing of a "
                              f"{frame[1]}x{frame[2]} frame; use fewer `features` blocks")
-        queue = queues.FIFORing(capacity=2, max_delay=8.0) if queue is None else queue
-        k_convs, k_delay, k_dense, k_out = jax.random.split(key, 4)
         if not weight_scale > 0:
             raise ValueError(f"DelayedConv: `weight_scale` must be positive, got {weight_scale!r}")
+        queue = queues.FIFORing(capacity=2, max_delay=8.0) if queue is None else queue
+        k_convs, k_delay, k_dense, k_out = jax.random.split(key, 4)
         self.convs = tuple(_scaled(eqx.nn.Conv2d(n_in, n_out, kernel, padding="SAME", key=k), weight_scale)
                            for n_in, n_out, k in zip((frame[0],) + features[:-1], features,
                                                      jax.random.split(k_convs, len(features))))
