@@ -8,15 +8,18 @@ Usage:
 Each run is the recipe of `python train.py` composed from configs/ with the overrides after ``--``
 (none: the default recipe, the delay task), with the seed, and for the ablation
 `model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on a freshly
-generated set (another generator seed) of `--test-examples` examples.
+generated set (another generator seed) of `--test-examples` examples. ``--jobs N`` trains N runs at a
+time, each in its own process (the results do not depend on it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shlex
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 import time
 
 import jax
@@ -43,24 +46,38 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--test-examples", type=int, default=2048)
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
                                                                           sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
+    runs = {(name, seed): (args.overrides + overrides, args.test_examples, seed, name)
+            for name, overrides in ABLATIONS.items() for seed in range(args.seeds)}
+    results["runs"] = {name: [] for name in ABLATIONS}
+
+    def record(name: str, result: dict) -> None:
+        results["runs"][name] = sorted(results["runs"][name] + [result], key=lambda r: r["seed"])
+        print(name, json.dumps(result), flush=True)
+        save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
+
+    if args.jobs == 1:
+        for (name, _), task in runs.items():
+            record(name, run(*task))
+    else:  # spawned, not forked: a forked child would inherit this process's JAX runtime
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run, *task): name for (name, _), task in runs.items()}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
     for name, overrides in ABLATIONS.items():
-        runs = results["runs"][name] = []
-        for seed in range(args.seeds):
-            runs.append(run(args.overrides + overrides, args.test_examples, seed, name))
-            print(name, json.dumps(runs[-1]), flush=True)
-            save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
-        accs = np.array([r["test_accuracy"] for r in runs])
+        accs = np.array([r["test_accuracy"] for r in results["runs"][name]])
         results["summary"][name] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
                                     "seeds": args.seeds, "overrides": overrides}
         print(name, json.dumps(results["summary"][name]), flush=True)
-        save(results, args.out)
-
+    save(results, args.out)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,12 @@ def report(results) -> str:
 
 
 def delay_task_report(results) -> str:
+    # saved after every run: refuse an interrupted or still-running benchmark's partial file
+    unfinished = [name for name, runs in results["runs"].items()
+                  if name not in results["summary"] or len(runs) != results["summary"][name]["seeds"]]
+    if unfinished or not results["summary"]:
+        raise ValueError(f"seed results are incomplete (unfinished: {unfinished or 'all'}); "
+                         f"rerun `{results['command']}` to the end")
     lines = [f"Measured by `{results['command']}` ({results['device']}): test accuracy on freshly generated "
              "examples, mean ± std over seeds.", "",
              "| model | test accuracy | seeds | overrides |", "|---|---:|---:|---|"]

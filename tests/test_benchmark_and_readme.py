@@ -138,6 +138,28 @@ def test_cross_validation_tests_every_example_once(tmp_path):
         report.cross_validation_report(results)
 
 
+def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
+    """`delay_task.py --jobs 2` trains in spawned processes and records exactly what one process does."""
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--seeds", "2", "--test-examples",
+                        "64", "--jobs", str(jobs), "--out", str(out), "--", "dataset.examples=64", "trainer.epochs=2",
+                        "model.hidden=4", "trainer.batch_size=16"],
+                       check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        results[jobs] = json.loads(out.read_text())
+    for name in ("delays", "no_delays"):
+        one, two = ([{k: v for k, v in r.items() if k != "train_seconds"} for r in results[jobs]["runs"][name]]
+                    for jobs in (1, 2))
+        assert [r["seed"] for r in two] == [0, 1] and two == one
+        assert results[2]["summary"][name] == results[1]["summary"][name]
+    report.delay_task_report(results[2])
+    results[2]["runs"]["no_delays"].pop()  # what an interrupted run leaves is refused
+    del results[2]["summary"]["no_delays"]
+    with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
+        report.delay_task_report(results[2])
+
+
 def test_cross_validation_refuses_an_override_for_an_unknown_ablation():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
                            "--ablation-override", "nodelay:init_from=x"], cwd=ROOT, capture_output=True, text=True,
