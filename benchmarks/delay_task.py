@@ -19,8 +19,8 @@ import json
 import multiprocessing
 import shlex
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import jax
 import numpy as np
@@ -55,8 +55,8 @@ def main(argv=None):
     results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
                                                                           sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
-    runs = {(name, seed): (args.overrides + overrides, args.test_examples, seed, name)
-            for name, overrides in ABLATIONS.items() for seed in range(args.seeds)}
+    tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
+             for name, overrides in ABLATIONS.items() for seed in range(args.seeds)]
     results["runs"] = {name: [] for name in ABLATIONS}
 
     def record(name: str, result: dict) -> None:
@@ -65,11 +65,11 @@ def main(argv=None):
         save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
 
     if args.jobs == 1:
-        for (name, _), task in runs.items():
-            record(name, run(*task))
+        for task in tasks:
+            record(task[-1], run(*task))
     else:  # spawned, not forked: a forked child would inherit this process's JAX runtime
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run, *task): name for (name, _), task in runs.items()}
+            futures = {pool.submit(run, *task): task[-1] for task in tasks}
             for future in as_completed(futures):
                 record(futures[future], future.result())
     for name, overrides in ABLATIONS.items():

@@ -113,13 +113,20 @@ def report(results) -> str:
     return "\n".join(parts)
 
 
-def delay_task_report(results) -> str:
-    # saved after every run: refuse an interrupted or still-running benchmark's partial file
-    unfinished = [name for name, runs in results["runs"].items()
-                  if name not in results["summary"] or len(runs) != results["summary"][name]["seeds"]]
-    if unfinished or not results["summary"]:
-        raise ValueError(f"seed results are incomplete (unfinished: {unfinished or 'all'}); "
+def refuse_unfinished(results, runs_each: int | None, what: str) -> None:
+    """The benchmarks save after every run, so an interrupted or still-running one leaves a valid but
+    partial file: refuse it rather than publish a table with missing rows. ``runs_each``: the runs every
+    ablation needs (None: the count its summary states)."""
+    summary = results["summary"]
+    unfinished = [name for name, runs in results["runs"].items() if name not in summary
+                  or len(runs) != (runs_each if runs_each is not None else summary[name]["seeds"])]
+    if unfinished or not summary:
+        raise ValueError(f"{what} results are incomplete (unfinished: {unfinished or 'all'}); "
                          f"rerun `{results['command']}` to the end")
+
+
+def delay_task_report(results) -> str:
+    refuse_unfinished(results, None, "seed")
     lines = [f"Measured by `{results['command']}` ({results['device']}): test accuracy on freshly generated "
              "examples, mean ± std over seeds.", "",
              "| model | test accuracy | seeds | overrides |", "|---|---:|---:|---|"]
@@ -157,13 +164,7 @@ def spyx_report(results) -> str:
 
 
 def cross_validation_report(results) -> str:
-    # the benchmark saves after every fold, so an interrupted or still-running one leaves a valid but
-    # partial file: refuse it rather than publish a table with missing rows
-    unfinished = [name for name, runs in results["runs"].items()
-                  if name not in results["summary"] or len(runs) != results["folds"]]
-    if unfinished or not results["summary"]:
-        raise ValueError(f"cross-validation results are incomplete (unfinished: {unfinished or 'all'}); "
-                         f"rerun `{results['command']}` to the end")
+    refuse_unfinished(results, results["folds"], "cross-validation")
     lines = [f"Measured by `{results['command']}` ({results['device']}, {results['cpu_count']} cores): "
              f"{results['folds']}-fold stratified cross-validation over {results['examples']} examples; test "
              "accuracy of each held-out fold, mean ± std over folds; epoch time and training samples/s in the "
