@@ -77,6 +77,18 @@ def test_save_and_load_round_trip_with_a_card_huggingface_hub_parses(tmp_path):
     assert "delayed_ffn.delay_task_nodelay" in shipped.text  # the ablation, side by side
 
 
+def test_shipped_cards_are_generated_from_the_shipped_files(tmp_path):
+    """Each card in model_cards/ is what `python -m zoo.cards NAME` writes now: none is stale, e.g. a delayed
+    model's card still showing the results of an ablation retrained since (`zoo.pretrain` refreshes both)."""
+    from zoo.cards import write_card
+
+    cards = tmp_path / "model_cards"
+    shutil.copytree(ROOT / "model_cards", cards)
+    for name in zoo.list_models(pretrained=True):
+        write_card(zoo.registry.get_entry(name).shipped, cards / name)
+        assert (cards / name / "README.md").read_text() == (ROOT / "model_cards" / name / "README.md").read_text(), name
+
+
 def test_corrupt_truncated_or_mismatched_weights_are_errors_not_random_weights(tmp_path):
     directory = shipped_copy(tmp_path)
     weights = directory / "model.safetensors"

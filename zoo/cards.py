@@ -157,10 +157,14 @@ def _variants_table(config: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def ablation_pair(name: str) -> tuple[str, str]:
+    """``(delayed model, its no-delay ablation)`` for either of the two names."""
+    return (name, f"{name}_nodelay") if not name.endswith("_nodelay") else (name[: -len("_nodelay")], name)
+
+
 def _ablation(config: dict[str, Any], directory: Path, out: Path) -> str:
     """The delayed model and its no-delay twin side by side, from their own files."""
-    name = config.get("name", "")
-    pair = (name, f"{name}_nodelay") if not name.endswith("_nodelay") else (name[: -len("_nodelay")], name)
+    pair = ablation_pair(config.get("name", ""))
     lines = ["| model | delays | validation accuracy (training run) | test accuracy |", "|---|---|---|---|"]
     for other in pair:
         d = directory.parent / other

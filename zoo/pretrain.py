@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import autotune, cards
-from .registry import get_entry
+from .registry import get_entry, list_models
 from .runs import export_run
 
 REPO = Path(__file__).resolve().parents[1]  # where train.py and evaluate.py live (an editable checkout)
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     subprocess.run(evaluate, cwd=REPO, check=True)
     autotune.main([entry.name, "--split", args.eval_split, "--kinds", *args.kinds,
                    *(["--root", args.root] if args.root else [])])
+    for twin in set(cards.ablation_pair(entry.name)) - {entry.name}:  # its card shows this model's results too
+        if twin in list_models(pretrained=True):
+            cards.write_card(get_entry(twin).shipped, get_entry(twin).card)
     print(f"{entry.name}: {entry.shipped}")
 
 
