@@ -9,7 +9,9 @@ Each run is the recipe of `python train.py` composed from configs/ with the over
 (none: the default recipe, the delay task), with the seed, and for the ablation
 `model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on a freshly
 generated set (another generator seed) of `--test-examples` examples. ``--jobs N`` trains N runs at a
-time, each in its own process (the results do not depend on it).
+time, each in its own process (the results do not depend on it). ``--first-seed`` and ``--ablations``
+pick a subset of the runs, e.g. to try a change of recipe on seeds a benchmark does not report:
+    python benchmarks/delay_task.py --first-seed 100 --seeds 1 --ablations delays --out try.json -- ...
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds: --first-seed and the ones after it")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--ablations", nargs="+", choices=list(ABLATIONS), default=list(ABLATIONS),
+                        help="which models to train (default: all)")
     parser.add_argument("--test-examples", type=int, default=2048)
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
@@ -55,9 +60,11 @@ def main(argv=None):
     results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
                                                                           sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
+    ablations = {name: ABLATIONS[name] for name in args.ablations}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
-             for name, overrides in ABLATIONS.items() for seed in range(args.seeds)]
-    results["runs"] = {name: [] for name in ABLATIONS}
+             for name, overrides in ablations.items() for seed in seeds]
+    results["runs"] = {name: [] for name in ablations}
 
     def record(name: str, result: dict) -> None:
         results["runs"][name] = sorted(results["runs"][name] + [result], key=lambda r: r["seed"])
@@ -72,7 +79,7 @@ def main(argv=None):
             futures = {pool.submit(run, *task): task[-1] for task in tasks}
             for future in as_completed(futures):
                 record(futures[future], future.result())
-    for name, overrides in ABLATIONS.items():
+    for name, overrides in ablations.items():
         accs = np.array([r["test_accuracy"] for r in results["runs"][name]])
         results["summary"][name] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
                                     "seeds": args.seeds, "overrides": overrides}

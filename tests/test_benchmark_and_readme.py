@@ -154,6 +154,15 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
         assert [r["seed"] for r in two] == [0, 1] and two == one
         assert results[2]["summary"][name] == results[1]["summary"][name]
     report.delay_task_report(results[2])
+    out = tmp_path / "subset.json"  # one seed of one model: the same run as in the full benchmark
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--first-seed", "1", "--seeds", "1",
+                    "--ablations", "delays", "--test-examples", "64", "--out", str(out), "--", "dataset.examples=64",
+                    "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    subset = json.loads(out.read_text())
+    assert list(subset["runs"]) == ["delays"] and list(subset["summary"]) == ["delays"]
+    assert [{k: v for k, v in r.items() if k != "train_seconds"} for r in subset["runs"]["delays"]] == [
+        {k: v for k, v in results[1]["runs"]["delays"][1].items() if k != "train_seconds"}]
     results[2]["runs"]["no_delays"].pop()  # what an interrupted run leaves is refused
     del results[2]["summary"]["no_delays"]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
