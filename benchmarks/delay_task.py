@@ -55,8 +55,9 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs < 1 or args.seeds < 1 or args.first_seed < 0:
+        parser.error(f"--jobs and --seeds must be at least 1 and --first-seed at least 0, got --jobs {args.jobs} "
+                     f"--seeds {args.seeds} --first-seed {args.first_seed}")
     results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
                                                                           sys.argv[1:]),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}

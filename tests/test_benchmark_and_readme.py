@@ -169,6 +169,13 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
         report.delay_task_report(results[2])
 
 
+@pytest.mark.parametrize("bad", [["--seeds", "0"], ["--first-seed", "-1"], ["--jobs", "0"], ["--ablations", "nodelay"]])
+def test_seed_benchmark_refuses_bad_arguments(bad):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--out", "/dev/null", *bad],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and f"{bad[0]} " in proc.stderr and bad[1] in proc.stderr, proc.stderr
+
+
 def test_cross_validation_refuses_an_override_for_an_unknown_ablation():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
                            "--ablation-override", "nodelay:init_from=x"], cwd=ROOT, capture_output=True, text=True,
