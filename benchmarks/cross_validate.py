@@ -14,6 +14,8 @@ training folds only (no test example is ever seen in training or model selection
 ``init_from=`` starts every fold from a pretrained model, as in `train.py` (e.g. one trained on
 ``dataset=saccades``, never on the recordings cross-validated here); ``--ablation-override
 no_delays:init_from=...`` gives the ablation its own starting point (one trained without delays).
+``--only-folds 0`` trains and tests only that fold, exactly as the full run would: a probe of a recipe
+change at a fifth of the cost (`report.py` refuses such a partial result for the README).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
 (``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
@@ -67,6 +69,8 @@ def main(argv=None):
     parser.add_argument("--ablations", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
     parser.add_argument("--ablation-override", action="append", default=[], metavar="ABLATION:OVERRIDE",
                         help="an override for one ablation only, e.g. no_delays:init_from=runs/saccades_nodelay")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="FOLD",
+                        help="train and test only these folds (0 .. folds-1), as the full run would")
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
@@ -76,6 +80,9 @@ def main(argv=None):
         if name not in extra or not override:
             parser.error(f"--ablation-override {item!r}: expected ABLATION:OVERRIDE with ABLATION one of {list(extra)}")
         extra[name].append(override)
+    only = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
+    if not set(only) <= set(range(args.folds)):
+        parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
@@ -86,8 +93,9 @@ def main(argv=None):
         cfg = compose_recipe(args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"])
         runs = []
         results["runs"][name] = runs
-        for i, (train, test) in enumerate(folds):
-            runs.append(run_fold(cfg, train, test, args.seed, name))
+        for i in only:
+            train, test = folds[i]
+            runs.append({"fold": i, **run_fold(cfg, train, test, args.seed, name)})
             print(name, f"fold {i}", json.dumps({k: v for k, v in runs[-1].items() if k != "history"}), flush=True)
             save(results, args.out)  # after every fold: an interrupted run keeps what it measured
         accs = np.array([r["test_accuracy"] for r in runs])

@@ -131,6 +131,22 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert [len(r["history"]) for r in results["runs"]["no_delays"]] == [1, 1]  # the ablation's own override
     assert [len(r["history"]) for r in results["runs"]["delays"]] == [2, 2]  # ... and only the ablation's
     report.cross_validation_report(results)
+    # one fold alone (a probe) is the same run as in the full cross-validation, and not a table
+    one = tmp_path / "fold1.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--only-folds", "1",
+                    "--ablations", "delays", "--out", str(one), "--", "dataset.examples=64", "trainer.epochs=2",
+                    "model.hidden=4", "trainer.batch_size=16"], check=True, cwd=ROOT, capture_output=True, text=True,
+                   timeout=600)
+    alone = json.loads(one.read_text())
+
+    def untimed(run):
+        return {k: v for k, v in run.items() if "second" not in k} | {  # timings differ
+            "history": [{k: v for k, v in h.items() if k != "seconds"} for h in run["history"]]}
+
+    assert [r["fold"] for r in results["runs"]["delays"]] == [0, 1]
+    assert [untimed(r) for r in alone["runs"]["delays"]] == [untimed(results["runs"]["delays"][1])]
+    with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['delays'\]\)"):
+        report.cross_validation_report(alone)
     # what an interrupted run leaves (saved after every fold) is refused, not published with rows missing
     results["runs"]["no_delays"].pop()
     del results["summary"]["no_delays"]
@@ -174,6 +190,12 @@ def test_seed_benchmark_refuses_bad_arguments(bad):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--out", "/dev/null", *bad],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and f"{bad[0]} " in proc.stderr and bad[1] in proc.stderr, proc.stderr
+
+
+def test_cross_validation_refuses_a_fold_that_does_not_exist():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
+                           "--folds", "5", "--only-folds", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--only-folds [5]: folds are numbered 0 .. 4" in proc.stderr, proc.stderr
 
 
 def test_cross_validation_refuses_an_override_for_an_unknown_ablation():
