@@ -12,6 +12,8 @@ generated set (another generator seed) of `--test-examples` examples. ``--jobs N
 time, each in its own process (the results do not depend on it). ``--first-seed`` and ``--ablations``
 pick a subset of the runs, e.g. to try a change of recipe on seeds a benchmark does not report:
     python benchmarks/delay_task.py --first-seed 100 --seeds 1 --ablations delays --out try.json -- ...
+``--resume`` carries over the runs `--out` already holds (a benchmark is saved after every run) and trains
+only the missing ones; it refuses a file measured with another recipe or with runs this command would not make.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shlex
 import sys
 import time
@@ -44,6 +47,25 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
             "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean())}
 
 
+def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range) -> dict:
+    """The runs of ``args.out``, checked to be runs of this command: same recipe, seeds and models in range."""
+    with open(args.out) as f:
+        previous = json.load(f)
+    before = parser.parse_args(shlex.split(previous["command"])[2:])
+    for what, then, now in [("overrides", before.overrides, args.overrides),
+                            ("--test-examples", before.test_examples, args.test_examples),
+                            ("device", previous["device"], str(jax.devices()[0]))]:
+        if then != now:
+            parser.error(f"--resume: {args.out} was measured with {what} {then}, not {now}")
+    runs = {name: previous["runs"].get(name, []) for name in args.ablations}
+    outside = sorted({f"{name} seed {r['seed']}" for name, rs in previous["runs"].items() for r in rs
+                      if name not in runs or r["seed"] not in seeds})
+    if outside:
+        parser.error(f"--resume: {args.out} holds runs this command does not make ({', '.join(outside)}); "
+                     "widen --seeds/--first-seed/--ablations or write to another --out")
+    return runs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds: --first-seed and the ones after it")
@@ -53,19 +75,24 @@ def main(argv=None):
     parser.add_argument("--test-examples", type=int, default=2048)
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--resume", action="store_true", help="keep the runs --out holds, train the missing ones")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.seeds < 1 or args.first_seed < 0:
         parser.error(f"--jobs and --seeds must be at least 1 and --first-seed at least 0, got --jobs {args.jobs} "
                      f"--seeds {args.seeds} --first-seed {args.first_seed}")
-    results = {"command": "python benchmarks/delay_task.py " + shlex.join(argv if argv is not None else
-                                                                          sys.argv[1:]),
+    argv = list(argv if argv is not None else sys.argv[1:])
+    # a resumed benchmark is the same measurement as an uninterrupted one: record the command without the flag
+    results = {"command": "python benchmarks/delay_task.py " + shlex.join(a for a in argv if a != "--resume"),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     ablations = {name: ABLATIONS[name] for name in args.ablations}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
-             for name, overrides in ablations.items() for seed in seeds]
     results["runs"] = {name: [] for name in ablations}
+    if args.resume and os.path.exists(args.out):
+        results["runs"] = carried_over(parser, args, seeds)
+    done = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
+    tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
+             for name, overrides in ablations.items() for seed in seeds if (name, seed) not in done]
 
     def record(name: str, result: dict) -> None:
         results["runs"][name] = sorted(results["runs"][name] + [result], key=lambda r: r["seed"])

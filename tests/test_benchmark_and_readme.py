@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,7 +157,7 @@ def test_cross_validation_tests_every_example_once(tmp_path):
 
 def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
     """`delay_task.py --jobs 2` trains in spawned processes and records exactly what one process does."""
-    results = {}
+    results, small = {}, ["dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"]
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}.json"
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--seeds", "2", "--test-examples",
@@ -179,6 +180,26 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
     assert list(subset["runs"]) == ["delays"] and list(subset["summary"]) == ["delays"]
     assert [{k: v for k, v in r.items() if k != "train_seconds"} for r in subset["runs"]["delays"]] == [
         {k: v for k, v in results[1]["runs"]["delays"][1].items() if k != "train_seconds"}]
+    resumed = tmp_path / "resumed.json"  # interrupted after the delay runs, resumed: only the rest is trained
+    shutil.copy(tmp_path / "jobs1.json", resumed)
+    partial = json.loads(resumed.read_text())
+    del partial["runs"]["no_delays"][1:], partial["summary"]
+    resumed.write_text(json.dumps(partial))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--resume", "--seeds", "2",
+                           "--test-examples", "64", "--out", str(resumed), "--", *small],
+                          check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.stdout.count('{"seed": ') == 1  # one run trained: no_delays seed 1
+    resumed = json.loads(resumed.read_text())
+    assert resumed["runs"]["delays"] == results[1]["runs"]["delays"]  # carried over, train_seconds and all
+    assert resumed["runs"]["no_delays"][0] == results[1]["runs"]["no_delays"][0]
+    assert resumed["summary"] == results[1]["summary"] and "--resume" not in resumed["command"]
+    for bad, complaint in [(["--seeds", "1"], "holds runs this command does not make (delays seed 1, no_delays seed 1)"),
+                           (["--seeds", "2", "--", *small[:-1], "trainer.batch_size=8"], "was measured with overrides")]:
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--resume", "--test-examples",
+                               "64", "--out", str(tmp_path / "jobs1.json"), *bad] + (["--", *small] if "--" not in bad
+                                                                                   else []),
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and complaint in proc.stderr, proc.stderr
     results[2]["runs"]["no_delays"].pop()  # what an interrupted run leaves is refused
     del results[2]["summary"]["no_delays"]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
