@@ -84,15 +84,38 @@ class LIFCell:
         return jnp.exp(-h / self.tau_syn)
 
 
-def _in_step(arrive, n):
-    """Arrivals in step ``n``, i.e. in ``(n-1, n]``, and their times with the others replaced by ``n``."""
-    here = (arrive > n - 1) & (arrive <= n)
-    return here, jnp.where(here, arrive, n)
-
-
 def _arrivals(times, delays):
     """Arrival times ``(src, S, post)`` of the spikes ``times`` (src, S) through ``delays`` (src, post)."""
     return times[:, :, None] + delays[:, None, :]
+
+
+def _carried(cell: LIFCell, arrive, weight, step=None):
+    """Each arrival's step ``m`` (``arrive`` in ``(m-1, m]``; -1 for an empty slot) and its weight carried
+    back to that step's start on the two kernels, ``(w e^{u/tau_mem}, w e^{u/tau_syn})`` with
+    ``u = arrive - (m-1)`` in ``(0, 1]``. At ``t = m - 1 + h`` in its step the arrival then adds
+
+        K(t - a) w = scale (e^{-h/tau_mem} A_mem - e^{-h/tau_syn} A_syn)   to the membrane,
+        e^{-(t-a)/tau_syn} w = e^{-h/tau_syn} A_syn                          to the current,
+
+    (``K = scale (e^{-x/tau_mem} - e^{-x/tau_syn})``), so a step evaluates the membrane at many times
+    (the bisection of its threshold crossing) with two exponentials per neuron, none per arrival.
+    ``step``: the step every arrival is known to lie in (a queue's delivery), else ``ceil(arrive)``."""
+    finite = jnp.isfinite(arrive)
+    arrive = jnp.where(finite, arrive, 0.0)  # no inf - inf (nor its NaN gradient) below
+    m = jnp.ceil(jax.lax.stop_gradient(arrive)) if step is None else step
+    m = jnp.where(finite, m, -1.0)
+    u = arrive - (m - 1)
+    weight = jnp.where(finite, weight, 0.0)
+    return m, weight * jnp.exp(u / cell.tau_mem), weight * jnp.exp(u / cell.tau_syn)
+
+
+def _per_step(m, values, steps: int):
+    """``values`` (src, S, post) summed per step ``m`` and target: ``(steps, post)`` (outside steps: dropped,
+    as arrivals after the last step never reach the simulated membrane)."""
+    post = values.shape[-1]
+    index = jnp.where((m >= 0) & (m < steps), m, steps).astype(jnp.int32)
+    target = jnp.broadcast_to(jnp.arange(post), values.shape)
+    return jnp.zeros((steps + 1, post), values.dtype).at[index, target].add(values)[:steps]
 
 
 def _push_step(queue, state, now, times, delays, n, per_slot: bool):
@@ -134,44 +157,72 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
     times, within their own step when the delay is short. Spikes a queue drops are counted.
     """
     post, slots = weight.shape[0], cell.max_spikes
-    arrive_in = _arrivals(times_in, delays)
-    w_in = weight.T[:, None, :] * presence_in[:, :, None]
     dtype = weight.dtype
     recurrent = rec_weight is not None
+    scale = 1.0 / (1.0 / cell.tau_syn - 1.0 / cell.tau_mem)  # of cell.kernel
+    if queue is None:
+        # the input's arrivals are known before the loop: their steps and carried weights once, and what
+        # they add at each step's end summed per step (a layer that does not spike needs nothing else)
+        arrive_in = _arrivals(times_in, delays)
+        m_in, mem_in, syn_in = _carried(cell, arrive_in, weight.T[:, None, :] * presence_in[:, :, None])
+        table_mem, table_syn = _per_step(m_in, mem_in, steps), _per_step(m_in, syn_in, steps)
+    else:
+        table_mem = table_syn = jnp.zeros((steps, post), dtype)
 
-    def step(carry, n_step):
+    def step(carry, xs):
         v, i, count, t_out, i_out, p_out, k_out, overflow, queue_states = carry
+        n_step, sum_mem, sum_syn = xs  # what the input table's arrivals add by the step's end
         n = n_step.astype(dtype)
+        sources = []  # this step's arrivals (a, A_mem, A_syn), a = inf and A = 0 where none (see _carried)
+
+        def arriving(a, carried, summed: bool):  # add arrivals ``a`` with their `_carried` (m, A_mem, A_syn)
+            nonlocal sum_mem, sum_syn
+            m, a_mem, a_syn = carried
+            here = m == n
+            a_mem, a_syn = jnp.where(here, a_mem, 0.0), jnp.where(here, a_syn, 0.0)
+            if not summed:  # the input table's are in sum_mem, sum_syn already
+                sum_mem, sum_syn = sum_mem + a_mem.sum((0, 1)), sum_syn + a_syn.sum((0, 1))
+            sources.append((jnp.where(here, a, jnp.inf), a_mem, a_syn))
+
         if queue is None:
-            sources = [(arrive_in, w_in)]
+            if spiking:  # the crossing time needs the arrivals themselves
+                arriving(arrive_in, (m_in, mem_in, syn_in), summed=True)
             if recurrent:
-                sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :] * p_out[:, :, None]))
-            sources = [(here, a, jnp.where(here, w, 0.0)) for here, a, w in
-                       ((*_in_step(arrive, n), w) for arrive, w in sources)]
+                arrive = _arrivals(t_out, rec_delays)
+                arriving(arrive, _carried(cell, arrive, rec_weight.T[:, None, :] * p_out[:, :, None]), summed=False)
         else:
             in_state, rec_state = queue_states
-            in_state, source = _queue_source(queue, in_state, n_step, weight.T[:, None, :])
-            sources = [source]
+            in_state, (here, a, w) = _queue_source(queue, in_state, n_step, weight.T[:, None, :])
+            popped = [(jnp.where(here, a, jnp.inf), w)]
             if recurrent:
-                rec_state, source = _queue_source(queue, rec_state, n_step, rec_weight.T[:, None, :])
-                sources.append(source)
+                rec_state, (here, a, w) = _queue_source(queue, rec_state, n_step, rec_weight.T[:, None, :])
+                popped.append((jnp.where(here, a, jnp.inf), w))
+            for a, w in popped:
+                arriving(a, _carried(cell, a, w, step=n), summed=False)
 
-        def summed(fn, t, which):  # sum over arrivals in the step selected by which(here, a) of w fn(t - a)
-            total = 0.0
-            for here, a, wa in sources:
-                on = which(here, a)
-                total = total + jnp.where(on, wa * fn(jnp.where(on, t - a, 0.0)), 0.0).sum((0, 1))
-            return total
+        def arrived(which):  # (sum A_mem, sum A_syn) per neuron over this step's arrivals a with which(a)
+            total_mem = total_syn = 0.0
+            for a, a_mem, a_syn in sources:
+                on = which(a)
+                total_mem = total_mem + jnp.where(on, a_mem, 0.0).sum((0, 1))
+                total_syn = total_syn + jnp.where(on, a_syn, 0.0).sum((0, 1))
+            return total_mem, total_syn
 
-        def membrane(t):  # V(t), t in [n-1, n] per neuron, no reset within the step
+        def membrane_current(t):  # V(t), I(t) for t in [n-1, n] per neuron, no reset within the step
             h = t - (n - 1)
-            return cell.decay_mem(h) * v + cell.kernel(h) * i + summed(cell.kernel, t, lambda on, a: on & (a <= t))
+            e_mem, e_syn = cell.decay_mem(h), cell.decay_syn(h)
+            got_mem, got_syn = arrived(lambda a: a <= t)
+            return e_mem * (v + scale * (i + got_mem)) - e_syn * scale * (i + got_syn), e_syn * (i + got_syn)
+
+        def membrane(t):
+            return membrane_current(t)[0]
 
         def current(t):
-            return cell.decay_syn(t - (n - 1)) * i + summed(cell.decay_syn, t, lambda on, a: on & (a <= t))
+            return membrane_current(t)[1]
 
-        v_end = membrane(jnp.full(post, n))
-        i_end = current(jnp.full(post, n))
+        e_mem, e_syn = cell.decay_mem(1.0), cell.decay_syn(1.0)
+        v_end = e_mem * (v + scale * (i + sum_mem)) - e_syn * scale * (i + sum_syn)
+        i_end = e_syn * (i + sum_syn)
         if queue is not None:  # the next step's input spikes, one step of delay more (see above)
             in_state = _push_step(queue, in_state, n_step + 1, times_in, delays + 1, n + 1, input_layer)
             queue_states = (in_state, rec_state)
@@ -201,8 +252,8 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         t_spike = t_hit - jnp.where(crossing, residual - jax.lax.stop_gradient(residual), 0.0) / jnp.where(
             crossing, slope, 1.0)
         i_spike = current(t_spike)
-        v_reset = cell.kernel(n - t_spike) * i_spike + summed(cell.kernel, jnp.full(post, n),
-                                                               lambda on, a: on & (a > t_hit))
+        late_mem, late_syn = arrived(lambda a: (a > t_hit) & jnp.isfinite(a))
+        v_reset = cell.kernel(n - t_spike) * i_spike + scale * (e_mem * late_mem - e_syn * late_syn)
         # 1.0 where fire, else 0.0; with a surrogate, its derivative reaches the reset of every step and
         # the presence of every recorded spike (a spike that did not happen has no time to send)
         presence = spike_fn(v_end - cell.threshold)
@@ -232,7 +283,7 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
         rec_state = queue.pop(queue.init((post, post)), 0)[0] if recurrent else None
         init = init[:-1] + ((in_state, rec_state),)
     (_, _, _, t_out, i_out, p_out, k_out, overflow, queue_states), v_trace = jax.lax.scan(
-        step, init, jnp.arange(steps))
+        step, init, (jnp.arange(steps), table_mem, table_syn))
     dropped = jnp.zeros((), jnp.int32) if queue is None else sum(
         s.dropped.sum() for s in queue_states if s is not None)
     return t_out, i_out, p_out, k_out, overflow, v_trace, dropped
@@ -246,12 +297,9 @@ def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out
     was, so ``lambda_V(t*-) = 0``. With recurrence, the messages of the layer's own spikes are summed
     while the backward pass crosses their arrivals, which all lie in later steps (delays >= 1)."""
     recurrent = rec_weight is not None
-    sources = [(_arrivals(times_in, delays), weight.T[:, None, :])]
-    if recurrent:
-        sources.append((_arrivals(t_out, rec_delays), rec_weight.T[:, None, :]))
 
     def step(carry, xs):
-        lam_v, lam_i, grads, own = carry  # lambda at time n, before the loss read at n; own: recurrent messages
+        lam_v, lam_i, rec_grads, own = carry  # lambda at time n, before the loss read at n; own: recurrent messages
         n, source = xs
         n = n.astype(weight.dtype)
         lam_v = lam_v + source
@@ -267,35 +315,49 @@ def _layer_backward(cell: LIFCell, weight, delays, times_in, t_out, i_out, k_out
         pinned = jnp.where(mine, k_out, False).any(1)
         lv_before = jnp.where(fired, jnp.where(pinned, 0.0, (i_star * lv_after - message) / slope_before),
                               lv_after)  # at t*-
-        new_grads = []
-        for (arrive, w), (d_weight, d_delays, d_times) in zip(sources, grads):
-            # arrivals after the spike (or in a step without one) see lambda(n); the others lambda(t*-)
-            here, a = _in_step(arrive, n)
-            after = (a > t_star) | ~fired
-            g = jnp.where(here, jnp.where(after, n, t_star) - a, 0.0)
-            ref_v = jnp.where(after, lam_v, lv_before)
-            at_v = cell.decay_mem(g) * ref_v
-            at_i = cell.decay_syn(g) * jnp.where(after, lam_i, li_after) + cell.kernel(g) * ref_v
-            term = jnp.where(here, w * (at_i / cell.tau_syn - at_v), 0.0)
-            new_grads.append((d_weight + jnp.where(here, at_i, 0.0).sum(1).T, d_delays + term.sum(1),
-                              d_times + term.sum(2)))
-        if recurrent:
-            own = new_grads[1][2]  # dL/dt of this layer's own spikes through the recurrent synapses
+        adjoint = (t_star, fired, lam_v, lam_i, lv_before, li_after)
+        if recurrent:  # the layer's own arrivals depend on its spikes: their terms here, as the pass crosses them
+            arrive = _arrivals(t_out, rec_delays)
+            here = (arrive > n - 1) & (arrive <= n)
+            at_i, term = _arrival_adjoint(cell, arrive, rec_weight.T[:, None, :], here, n, *adjoint)
+            d_weight, d_delays, d_times = rec_grads
+            rec_grads = (d_weight + at_i.sum(1).T, d_delays + term.sum(1), d_times + term.sum(2))
+            own = rec_grads[2]  # dL/dt of this layer's own spikes through the recurrent synapses
         back = t_star - (n - 1)
         lam_v_start = cell.decay_mem(back) * lv_before  # lambda at n-1
         lam_i_start = cell.decay_syn(back) * li_after + cell.kernel(back) * lv_before
-        return (lam_v_start, lam_i_start, tuple(new_grads), own), None
+        return (lam_v_start, lam_i_start, rec_grads, own), adjoint
 
     post = weight.shape[0]
     zeros = jnp.zeros(post, weight.dtype)
-    grads = [(jnp.zeros_like(weight), jnp.zeros_like(delays), jnp.zeros_like(times_in))]
-    if recurrent:
-        grads.append((jnp.zeros_like(rec_weight), jnp.zeros_like(rec_delays), jnp.zeros_like(t_out)))
+    rec_grads = (jnp.zeros_like(rec_weight), jnp.zeros_like(rec_delays), jnp.zeros_like(t_out)) if recurrent else None
     xs = (jnp.arange(steps - 1, -1, -1), cot_v[::-1])
-    (_, _, grads, _), _ = jax.lax.scan(step, (zeros, zeros, tuple(grads), jnp.zeros_like(t_out)), xs)
-    (d_weight, d_delays, d_times), *rec = grads
-    d_rec = (rec[0][0], rec[0][1]) if recurrent else None
+    (_, _, rec_grads, _), adjoint = jax.lax.scan(step, (zeros, zeros, rec_grads, jnp.zeros_like(t_out)), xs)
+    # the input's arrivals change no adjoint state, so their terms need not wait inside the loop: each
+    # arrival reads the adjoint of its own step (kept per step and neuron: O(steps x post), as dL/dV)
+    arrive = _arrivals(times_in, delays)
+    here = jnp.isfinite(arrive) & (arrive > -1) & (arrive <= steps - 1)
+    m = jnp.where(here, jnp.ceil(arrive), 0.0)
+    row = (steps - 1 - m).astype(jnp.int32)  # the scan ran from the last step
+    target = jnp.broadcast_to(jnp.arange(post), arrive.shape)
+    at_i, term = _arrival_adjoint(cell, arrive, weight.T[:, None, :], here, m,
+                                  *(quantity[row, target] for quantity in adjoint))
+    d_weight, d_delays, d_times = at_i.sum(1).T, term.sum(1), term.sum(2)
+    d_rec = (rec_grads[0], rec_grads[1]) if recurrent else None
     return d_weight, d_delays, jnp.where(jnp.isfinite(times_in), d_times, 0.0), d_rec
+
+
+def _arrival_adjoint(cell: LIFCell, arrive, weight, here, n, t_star, fired, lam_v, lam_i, lv_before, li_after):
+    """``(lambda_I(a), w (lambda_I / tau_syn - lambda_V)(a))`` at each arrival ``a`` that is ``here`` in
+    step ``n``, from the adjoint at the step's end (``lam_v``, ``lam_i``) and around the neuron's spike
+    at ``t_star`` (``lv_before`` at t*-, ``li_after`` at t*+): arrivals after the spike (or in a step
+    without one) see lambda(n), the others lambda(t*-); 0 where not ``here``."""
+    after = (arrive > t_star) | ~fired
+    g = jnp.where(here, jnp.where(after, n, t_star) - arrive, 0.0)
+    ref_v = jnp.where(after, lam_v, lv_before)
+    at_v = cell.decay_mem(g) * ref_v
+    at_i = jnp.where(here, cell.decay_syn(g) * jnp.where(after, lam_i, li_after) + cell.kernel(g) * ref_v, 0.0)
+    return at_i, jnp.where(here, weight * (at_i / cell.tau_syn - at_v), 0.0)
 
 
 def _forward(cell, steps, spiking_out, queue, spike_fn, weights, delays, recurrent, times_in):
