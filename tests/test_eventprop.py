@@ -32,6 +32,79 @@ def loss(weights, delays, times, method="eventprop", **kw):
     return jnp.tanh(v.max(0)).sum() + 0.01 * (v ** 2).sum() + 0.02 * first.sum()
 
 
+def reference_network(weights, delays, times, cell, steps):
+    """The forward simulation written out arrival by arrival in NumPy (float64), from the equations of
+    `zoo.neurons` alone: at the end of step ``n`` (covering ``(n-1, n]``)
+
+        v(n) = e^{-1/tau_mem} v(n-1) + K(1) i(n-1) + sum_a w K(n - a),  i(n) = e^{-1/tau_syn} i(n-1) + sum_a w e^{-(n-a)/tau_syn},
+
+    and a neuron whose ``v(n)`` reaches threshold spikes at the time found by bisecting the membrane in
+    the step (at the step's start if ``v(n-1)`` was at threshold already); it restarts from 0 there, so
+    ``v(n) = K(n - t*) i(t*) + sum_{a > t*} w K(n - a)``. Hidden
+    layers spike, the readout does not. Returns the readout's membrane per step and each layer's spike
+    times (post, max_spikes; inf where none)."""
+    kernel = neurons.membrane_kernel(cell.tau_syn, cell.tau_mem)
+    K = lambda x: float(kernel(x))  # noqa: E731
+    times = np.asarray(times, np.float64)
+    layer_times = []
+    for k, (weight, delay) in enumerate(zip(weights, delays)):
+        weight, delay = np.asarray(weight, np.float64), np.asarray(delay, np.float64)
+        post = weight.shape[0]
+        spiking = k < len(weights) - 1
+        out = np.full((post, cell.max_spikes), np.inf)
+        trace = np.zeros((steps, post))
+        for j in range(post):
+            arrivals = [(t + delay[src, j], weight[j, src]) for src in range(times.shape[0])
+                        for t in times[src] if np.isfinite(t)]
+            v = i = 0.0
+            count = 0
+            for n in range(steps):
+                here = [(a, w) for a, w in arrivals if n - 1 < a <= n]
+
+                def membrane(t, v=v, i=i, here=here, n=n):
+                    h = t - (n - 1)
+                    return (np.exp(-h / cell.tau_mem) * v + K(h) * i
+                            + sum(w * K(t - a) for a, w in here if a <= t))
+
+                def current(t, i=i, here=here, n=n):
+                    return np.exp(-(t - (n - 1)) / cell.tau_syn) * i + sum(
+                        w * np.exp(-(t - a) / cell.tau_syn) for a, w in here if a <= t)
+
+                v_end, i_end = membrane(float(n)), current(float(n))
+                if spiking and v_end >= cell.threshold:
+                    lo, hi = n - 1.0, float(n)
+                    for _ in range(60 if v < cell.threshold else 0):  # else: at threshold when the step starts
+                        mid = (lo + hi) / 2
+                        lo, hi = (lo, mid) if membrane(mid) >= cell.threshold else (mid, hi)
+                    t_star = hi if v < cell.threshold else lo  # the step's start ("pinned")
+                    if count < cell.max_spikes:
+                        out[j, count] = t_star
+                    count += 1
+                    v_end = K(n - t_star) * current(t_star) + sum(w * K(n - a) for a, w in here if a > t_star)
+                v, i = v_end, i_end
+                trace[n, j] = v
+        layer_times.append(out)
+        times = out
+    return trace, layer_times[:-1]
+
+
+def test_forward_matches_an_arrival_by_arrival_reference():
+    """The simulation itself (not only its gradients) against `reference_network`: spike times and the
+    readout's membrane, on networks whose neurons spike several times (more than their slots hold, and
+    some spikes pinned to a step's start), with several arrivals in one step."""
+    with jax.enable_x64(True):
+        for seed in (0, 1):
+            weights, delays, times = problem(seed)
+            v, spike_times, _ = eventprop.network(weights, delays, times, cell=CELL, steps=STEPS)
+            ref_v, ref_times = reference_network(weights, delays, times, CELL, STEPS)
+            assert sum(int(np.isfinite(t).sum()) for t in ref_times) >= 10
+            for got, want in zip(spike_times[:-1], ref_times):
+                np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+                np.testing.assert_allclose(np.where(np.isfinite(want), got, 0.0), np.where(np.isfinite(want), want, 0.0),
+                                           rtol=0, atol=1e-9)
+            np.testing.assert_allclose(v, ref_v, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_eventprop_matches_finite_differences(seed):
     with jax.enable_x64(True):

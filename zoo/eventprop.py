@@ -33,7 +33,15 @@ from the top, so every spike's message is complete before its own layer is integ
 layer's own messages are summed as its backward pass crosses their arrivals, which lie in later steps
 than the spikes that sent them. What it keeps
 from the forward pass is the spike times and the synaptic current at each spike: memory O(spikes),
-not O(steps x neurons) as in backpropagation through time.
+not O(steps x neurons) as in backpropagation through time. While a layer's backward pass runs it
+holds that layer's adjoint per step and neuron (O(steps x neurons), like the loss's ``dL/dV``), so
+the terms of the arrivals from the layer below, which change no adjoint state, are computed once
+per arrival after the loop rather than masked out of the whole table at every step.
+
+Cost per step. Each arrival is carried once to the start of its step, ``A = w e^{u/tau}`` with
+``u = a - (n-1)`` (see `_carried`); the membrane at any time of the step is then two exponentials
+per neuron plus masked sums of ``A``, which makes the bisection of the threshold crossing cheap, and
+a layer that does not spike (the readout) sums its input per step once, outside the time loop.
 
 `network` is that forward pass with three gradients: ``"eventprop"`` (the adjoint above, a
 `jax.custom_vjp`), ``"exact"`` (JAX autodiff through the same simulation, with spike times
