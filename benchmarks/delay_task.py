@@ -27,6 +27,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+import equinox as eqx
 import jax
 import numpy as np
 from hydra.utils import instantiate
@@ -42,7 +43,9 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
     model, metrics = instantiate(cfg.trainer).fit(model, data, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start
     test = instantiate(cfg.dataset, seed=10_000 + seed, examples=test_examples).load()
-    logits, _ = jax.vmap(model)(test.spikes, test.times)
+    # compiled, in chunks: the test set at once would hold every example's arrival tables in memory
+    logits, _ = eqx.filter_jit(lambda m, x: jax.lax.map(lambda e: m(*e), x, batch_size=512))(
+        model, (test.spikes, test.times))
     return {"seed": seed, "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
             "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean())}
 
