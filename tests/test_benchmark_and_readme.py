@@ -263,8 +263,9 @@ def test_eventprop_benchmark_small_run(tmp_path):
         assert row["eventprop"]["grads_finite"] and row["surrogate"]["grads_finite"]
     small, large = results["rows"]
     assert large["input_spikes_per_channel"] == 2 * small["input_spikes_per_channel"]  # a constant rate
-    # BPTT keeps per-step residuals (each as large as the layer's spike table), EventProp the spikes:
-    # BPTT needs more, and the more so the longer the run
+    # BPTT keeps per-step residuals (a spiking layer's share of its arrival table each), EventProp the
+    # spikes and, during one layer's backward pass, its adjoint per step and neuron: both grow with the
+    # run, BPTT's faster, so BPTT needs more, and the more so the longer the run
     assert small["memory_ratio_bptt_over_eventprop"] > 2
-    assert large["memory_ratio_bptt_over_eventprop"] > 1.3 * small["memory_ratio_bptt_over_eventprop"]
+    assert large["memory_ratio_bptt_over_eventprop"] > 1.2 * small["memory_ratio_bptt_over_eventprop"]
     assert report.eventprop_report(results).count("\n") == 3 + len(results["rows"])
