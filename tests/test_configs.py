@@ -30,11 +30,26 @@ def test_lr_delays_zero_freezes_the_delays_only(name):
     assert not np.array_equal(trained.input.weight, model.input.weight)
 
 
+def test_adamw_decays_the_weights_not_the_delays():
+    import equinox as eqx
+    model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    grads = jax.tree_util.tree_map(jax.numpy.zeros_like, params)  # no gradient: only the decay can move them
+    opt = DelayAwareOptimizer(name="adamw", lr=0.1, lr_delays=1.0, weight_decay=0.5).build(model)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    np.testing.assert_array_equal(updates.input.delays, 0.0)
+    np.testing.assert_allclose(updates.input.weight, -0.1 * 0.5 * model.input.weight, rtol=1e-6)
+
+
 def test_bad_optimizer_settings():
     with pytest.raises(ValueError, match="unknown name 'lion'; choose from adam, adamw, sgd"):
         DelayAwareOptimizer(name="lion")
     with pytest.raises(ValueError, match="learning rates must be >= 0"):
         DelayAwareOptimizer(lr=-1.0)
+    with pytest.raises(ValueError, match="`weight_decay` must be >= 0 and needs name=adamw"):
+        DelayAwareOptimizer(name="adam", weight_decay=1e-4)
+    with pytest.raises(ValueError, match="`weight_decay` must be >= 0"):
+        DelayAwareOptimizer(name="adamw", weight_decay=-1.0)
     model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="cosine_decay needs the number of updates"):
         DelayAwareOptimizer(cosine_decay=True).build(model)

@@ -15,19 +15,26 @@ OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}
 @dataclass(frozen=True)
 class DelayAwareOptimizer:
     """``name`` (adam, adamw, sgd) at ``lr`` for weights and ``lr_delays`` for delays (0 freezes them),
-    after optional global-norm gradient clipping, optionally decayed to zero along a cosine."""
+    after optional global-norm gradient clipping, optionally decayed to zero along a cosine.
+
+    ``weight_decay`` (adamw only) shrinks the weights, never the delays: a delay is a time, not a
+    magnitude, and decaying it would pull every synapse towards zero delay."""
 
     name: str = "adam"
     lr: float = 1e-2
     lr_delays: float = 0.5
     clip_norm: float | None = None
     cosine_decay: bool = False
+    weight_decay: float | None = None  # adamw only; None: optax's default (1e-4)
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
             raise ValueError(f"optimizer: unknown name {self.name!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.lr < 0 or self.lr_delays < 0 or (self.clip_norm is not None and self.clip_norm <= 0):
             raise ValueError(f"optimizer: learning rates must be >= 0 and clip_norm > 0, got {self}")
+        if self.weight_decay is not None and (self.name != "adamw" or self.weight_decay < 0):
+            raise ValueError(f"optimizer: `weight_decay` must be >= 0 and needs name=adamw (it would do nothing "
+                             f"for {self.name}), got {self.weight_decay}")
 
     def build(self, model, total_steps: int | None = None) -> optax.GradientTransformation:
         """The optimiser for ``model``; with ``cosine_decay``, both rates follow a cosine from their value
@@ -40,7 +47,13 @@ class DelayAwareOptimizer:
             return optax.cosine_decay_schedule(lr, total_steps) if self.cosine_decay else lr
 
         labels = label_delays(eqx.filter(model, eqx.is_array))
-        delays = make(rate(self.lr_delays)) if self.lr_delays > 0 else optax.set_to_zero()
+        if self.name == "adamw":
+            decay = {} if self.weight_decay is None else {"weight_decay": self.weight_decay}
+            weights = optax.adamw(rate(self.lr), **decay)
+            delays = optax.adam(rate(self.lr_delays))  # the same update, without the decay
+        else:
+            weights, delays = make(rate(self.lr)), make(rate(self.lr_delays))
+        delays = delays if self.lr_delays > 0 else optax.set_to_zero()
         # a lambda: the label tree is itself a (callable) Module, which optax would call on the params
-        split = optax.multi_transform({"weights": make(rate(self.lr)), "delays": delays}, lambda _: labels)
+        split = optax.multi_transform({"weights": weights, "delays": delays}, lambda _: labels)
         return optax.chain(optax.clip_by_global_norm(self.clip_norm), split) if self.clip_norm else split
