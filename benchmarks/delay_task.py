@@ -14,6 +14,10 @@ pick a subset of the runs, e.g. to try a change of recipe on seeds a benchmark d
     python benchmarks/delay_task.py --first-seed 100 --seeds 1 --ablations delays --out try.json -- ...
 ``--resume`` carries over the runs `--out` already holds (a benchmark is saved after every run) and trains
 only the missing ones; it refuses a file measured with another recipe or with runs this command would not make.
+``--reuse FILE`` carries over the runs of another benchmark whose resolved config (recipe, ablation and seed
+composed as `python train.py` would run them) is the same as this command's, e.g. the no-delay runs after a
+change of ``optim.lr_delays``, which the ablation sets to 0 anyway; the file records which runs were reused
+and the command that measured them.
 """
 
 from __future__ import annotations
@@ -31,12 +35,17 @@ import equinox as eqx
 import jax
 import numpy as np
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from recipes import ABLATIONS, compose_recipe, initial_model, save
 
 
+def seeded(overrides: list[str], seed: int) -> list[str]:
+    return overrides + [f"seed={seed}", f"dataset.seed={seed}"]
+
+
 def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> dict:
-    cfg = compose_recipe(overrides + [f"seed={seed}", f"dataset.seed={seed}"])
+    cfg = compose_recipe(seeded(overrides, seed))
     data = instantiate(cfg.dataset).load()
     model = initial_model(cfg, data, seed, ablation)
     start = time.perf_counter()
@@ -50,10 +59,9 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
             "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean())}
 
 
-def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range) -> dict:
-    """The runs of ``args.out``, checked to be runs of this command: same recipe, seeds and models in range."""
-    with open(args.out) as f:
-        previous = json.load(f)
+def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range, previous: dict) -> dict:
+    """The runs of ``previous`` (``args.out``), checked to be runs of this command: same recipe, seeds and
+    models in range."""
     before = parser.parse_args(shlex.split(previous["command"])[2:])
     for what, then, now in [("overrides", before.overrides, args.overrides),
                             ("--test-examples", before.test_examples, args.test_examples),
@@ -69,6 +77,33 @@ def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seed
     return runs
 
 
+def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations: dict, seeds: range) -> dict:
+    """The runs of ``args.reuse`` whose resolved config equals the one this command would train for them,
+    with the command that measured them: ``{"command": ..., "runs": {ablation: [run, ...]}}``."""
+    with open(args.reuse) as f:
+        other = json.load(f)
+    before = parser.parse_args(shlex.split(other["command"])[2:])
+    for what, then, now in [("--test-examples", before.test_examples, args.test_examples),
+                            ("device", other["device"], str(jax.devices()[0]))]:
+        if then != now:
+            parser.error(f"--reuse: {args.reuse} was measured with {what} {then}, not {now}")
+    if "reused" in other:  # its reused runs were measured by yet another command: take them from there
+        parser.error(f"--reuse: {args.reuse} itself reused runs of `{other['reused']['command']}`; reuse from "
+                     "the file that measured them")
+    carried = {}
+    for name, runs in other["runs"].items():
+        if name not in ablations:
+            continue
+        for r in runs:
+            if r["seed"] not in seeds:
+                continue
+            then = compose_recipe(seeded(before.overrides + ABLATIONS[name], r["seed"]))
+            now = compose_recipe(seeded(args.overrides + ablations[name], r["seed"]))
+            if OmegaConf.to_container(then, resolve=True) == OmegaConf.to_container(now, resolve=True):
+                carried.setdefault(name, []).append(r)
+    return {"command": other["command"], "runs": carried}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds: --first-seed and the ones after it")
@@ -79,20 +114,41 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", action="store_true", help="keep the runs --out holds, train the missing ones")
+    parser.add_argument("--reuse", metavar="FILE",
+                        help="carry over the runs of another benchmark file whose resolved config is this command's")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.seeds < 1 or args.first_seed < 0:
         parser.error(f"--jobs and --seeds must be at least 1 and --first-seed at least 0, got --jobs {args.jobs} "
                      f"--seeds {args.seeds} --first-seed {args.first_seed}")
     argv = list(argv if argv is not None else sys.argv[1:])
-    # a resumed benchmark is the same measurement as an uninterrupted one: record the command without the flag
-    results = {"command": "python benchmarks/delay_task.py " + shlex.join(a for a in argv if a != "--resume"),
+    # a resumed benchmark is the same measurement as an uninterrupted one: record the command without the
+    # flag; so is one that reuses runs of the same resolved config, recorded under "reused"
+    kept = [a for i, a in enumerate(argv) if a not in ("--resume", "--reuse") and not a.startswith("--reuse=")
+            and (i == 0 or argv[i - 1] != "--reuse")]
+    results = {"command": "python benchmarks/delay_task.py " + shlex.join(kept),
                "device": str(jax.devices()[0]), "runs": {}, "summary": {}}
     ablations = {name: ABLATIONS[name] for name in args.ablations}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     results["runs"] = {name: [] for name in ablations}
     if args.resume and os.path.exists(args.out):
-        results["runs"] = carried_over(parser, args, seeds)
+        with open(args.out) as f:
+            previous = json.load(f)
+        results["runs"] = carried_over(parser, args, seeds, previous)
+        if "reused" in previous:
+            results["reused"] = previous["reused"]
+    if args.reuse:
+        other = reused(parser, args, ablations, seeds)
+        have = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
+        fresh = {name: [r for r in runs if (name, r["seed"]) not in have] for name, runs in other["runs"].items()}
+        fresh = {name: runs for name, runs in fresh.items() if runs}
+        if fresh and results.get("reused", {}).get("command", other["command"]) != other["command"]:
+            parser.error(f"--reuse: {args.out} already holds runs reused from another benchmark "
+                         f"({results['reused']['command']}); reuse from one at a time")
+        for name, runs in fresh.items():
+            results["runs"][name] = sorted(results["runs"][name] + runs, key=lambda r: r["seed"])
+            results.setdefault("reused", {"command": other["command"], "runs": {}})["runs"].setdefault(
+                name, []).extend(sorted(r["seed"] for r in runs))
     done = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
     tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
              for name, overrides in ablations.items() for seed in seeds if (name, seed) not in done]

@@ -133,6 +133,10 @@ def delay_task_report(results) -> str:
     for name, s in results["summary"].items():
         lines.append(f"| {name.replace('_', ' ')} | {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
                      f"| {s['seeds']} | {' '.join(s['overrides']) or '(the recipe)'} |")
+    for name, seeds in results.get("reused", {}).get("runs", {}).items():
+        lines += ["", f"The {name.replace('_', ' ')} runs of seeds {', '.join(map(str, seeds))} were measured by "
+                  f"`{results['reused']['command']}`: `--reuse` carried them over, the config each resolves to "
+                  "being the same as this command's."]
     return "\n".join(lines)
 
 

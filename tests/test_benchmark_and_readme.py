@@ -206,6 +206,36 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
         report.delay_task_report(results[2])
 
 
+def test_seed_benchmark_reuses_only_runs_whose_resolved_config_is_unchanged(tmp_path):
+    """After a change of the delays' learning rate the no-delay runs (which set it to 0) are the same runs:
+    `--reuse` carries them over and says so; after any other change it carries nothing."""
+    small = ["dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"]
+
+    def bench(out, *args):
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--seeds", "1",
+                               "--test-examples", "64", "--out", str(tmp_path / out), *args], check=True, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        return json.loads((tmp_path / out).read_text()), proc.stdout.count('{"seed": ')
+
+    before, _ = bench("before.json", "--", *small, "optim.lr_delays=0.5")
+    after, trained = bench("after.json", "--reuse", str(tmp_path / "before.json"), "--", *small, "optim.lr_delays=0.2")
+    assert trained == 1 and after["runs"]["no_delays"] == before["runs"]["no_delays"]
+    assert after["reused"] == {"command": before["command"], "runs": {"no_delays": [0]}}
+    assert "--reuse" not in after["command"] and "optim.lr_delays=0.2" in after["command"]
+    assert f"were measured by `{before['command']}`" in report.delay_task_report(after)
+    # what reuse stands for: trained afresh under the new command, the no-delay run is the same to the bit
+    fresh, _ = bench("fresh.json", "--ablations", "no_delays", "--", *small, "optim.lr_delays=0.2")
+    assert ([{k: v for k, v in r.items() if k != "train_seconds"} for r in fresh["runs"]["no_delays"]]
+            == [{k: v for k, v in r.items() if k != "train_seconds"} for r in before["runs"]["no_delays"]])
+    other, trained = bench("other.json", "--reuse", str(tmp_path / "before.json"), "--", *small[:-1],
+                           "trainer.batch_size=8", "optim.lr_delays=0.5")
+    assert trained == 2 and "reused" not in other
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--seeds", "1",
+                           "--test-examples", "64", "--out", "/dev/null", "--reuse", str(tmp_path / "after.json"), "--", *small],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "itself reused runs of" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("bad", [["--seeds", "0"], ["--first-seed", "-1"], ["--jobs", "0"], ["--ablations", "nodelay"]])
 def test_seed_benchmark_refuses_bad_arguments(bad):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--out", "/dev/null", *bad],

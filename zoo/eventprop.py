@@ -167,7 +167,7 @@ def _layer_forward(cell: LIFCell, weight, delays, times_in, presence_in, steps: 
     post, slots = weight.shape[0], cell.max_spikes
     dtype = weight.dtype
     recurrent = rec_weight is not None
-    scale = 1.0 / (1.0 / cell.tau_syn - 1.0 / cell.tau_mem)  # of cell.kernel
+    scale = neurons.kernel_scale(cell.tau_syn, cell.tau_mem)  # of cell.kernel
     if queue is None:
         # the input's arrivals are known before the loop: their steps and carried weights once, and what
         # they add at each step's end summed per step (a layer that does not spike needs nothing else)

@@ -59,12 +59,17 @@ def surrogate(name: str, slope: float):
     return SURROGATES[name](slope)
 
 
+def kernel_scale(tau_syn: float, tau_mem: float) -> float:
+    """``1 / (1/tau_syn - 1/tau_mem)``: the gain of `membrane_kernel`'s difference of exponentials."""
+    return 1.0 / (1.0 / tau_syn - 1.0 / tau_mem)
+
+
 def membrane_kernel(tau_syn: float, tau_mem: float):
     """``K(x)``: membrane potential ``x`` steps after a unit jump of the synaptic current."""
     if tau_syn <= 0 or tau_mem <= 0 or tau_syn == tau_mem:
         raise ValueError(f"membrane_kernel: need distinct positive time constants, got tau_syn={tau_syn}, "
                          f"tau_mem={tau_mem}")
-    scale = 1.0 / (1.0 / tau_syn - 1.0 / tau_mem)
+    scale = kernel_scale(tau_syn, tau_mem)
 
     def kernel(x):
         return scale * (jnp.exp(-x / tau_mem) - jnp.exp(-x / tau_syn))
