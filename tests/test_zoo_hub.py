@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def test_registry_lists_every_model_with_its_ablation_and_loads_shipped_weights(
             twin = zoo.registry.get_entry(f"{name}_nodelay")
             assert twin.recipe == entry.recipe + zoo.registry.NO_DELAYS and twin.ablation_of == name
     assert set(zoo.list_models(pretrained=True)) == set(names)  # all of them ship
+    for name in names:  # and each was trained by the recipe its registry entry names
+        recipe = json.loads((zoo.registry.get_entry(name).shipped / "config.json").read_text())["recipe"]
+        assert recipe == "python train.py " + shlex.join(zoo.registry.get_entry(name).recipe), name
     assert zoo.list_models("lif_network.*") == ["lif_network.yinyang", "lif_network.yinyang_nodelay"]
     with pytest.raises(UnknownModelError, match="did you mean delayed_ffn.delay_task"):
         zoo.load("delayed_ffn.delay_tsk")
