@@ -151,9 +151,9 @@ class ExactLIFNetwork(eqx.Module):
 # -- pretrained variants (zoo.list_models("lif_network.*")); each with its no-delay ablation -----------------
 register(PretrainedEntry(
     "lif_network.yinyang",
-    ("model=lif_network", "trainer=eventprop", "dataset=yinyang", "max_delay=8", "model.hidden=[200]",
-     "model.max_spikes=16", "model.weight_scale=1.5", "optim.lr=0.002", "optim.lr_delays=0.1",
-     "optim.cosine_decay=true", "trainer.epochs=20", "trainer.batch_size=32"),
-    "Exact-spike-time LIF network (5-200-3, as EventProp's Yin-Yang anchor) with learned delays on Yin-Yang, "
-    "trained with EventProp."),
+    ("model=lif_network", "trainer=eventprop", "dataset=yinyang", "max_delay=8", "model.hidden=[400]",
+     "model.max_spikes=16", "model.weight_scale=1.5", "optim.lr=0.002", "optim.lr_delays=0.05",
+     "optim.cosine_decay=true", "trainer.epochs=30", "trainer.batch_size=32", "dataset.examples=6250"),
+    "Exact-spike-time LIF network (5-400-3: twice EventProp's Yin-Yang anchor) with learned delays on Yin-Yang "
+    "(5,000 training points), trained with EventProp."),
     with_ablation=True)
