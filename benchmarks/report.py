@@ -10,6 +10,8 @@ Usage:
     python benchmarks/report.py --cross-validation-saccades benchmarks/nmnist_cv_saccades_cpu.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
+    python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
+        benchmarks/yinyang_eventprop_variants/*.json --readme README.md
     python benchmarks/report.py --delay-task-eventprop benchmarks/delay_task_eventprop_cpu.json --readme README.md
 """
 
@@ -18,6 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
+
+import numpy as np
 
 START, END = "<!-- BENCHMARK:START -->", "<!-- BENCHMARK:END -->"
 DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
@@ -28,6 +33,7 @@ CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VAL
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
+YYV_START, YYV_END = "<!-- YINYANG_EVENTPROP_VARIANTS:START -->", "<!-- YINYANG_EVENTPROP_VARIANTS:END -->"
 DTE_START, DTE_END = "<!-- DELAY_TASK_EVENTPROP:START -->", "<!-- DELAY_TASK_EVENTPROP:END -->"
 ZOO_START, ZOO_END = "<!-- ZOO:START -->", "<!-- ZOO:END -->"
 
@@ -137,6 +143,46 @@ def delay_task_report(results) -> str:
         lines += ["", f"The {name.replace('_', ' ')} runs of seeds {', '.join(map(str, seeds))} were measured by "
                   f"`{results['reused']['command']}`: `--reuse` carried them over, the config each resolves to "
                   "being the same as this command's."]
+    return "\n".join(lines)
+
+
+def _overrides(command: str) -> list[str]:
+    words = shlex.split(command)
+    return words[words.index("--") + 1:] if "--" in words else []
+
+
+def _options(command: str) -> list[str]:
+    """A delay_task.py command's options before ``--``, less those that do not change what it measures."""
+    words = shlex.split(command)
+    words = words[:words.index("--")] if "--" in words else words
+    return [w for i, w in enumerate(words)
+            if w not in ("--out", "--jobs") and not (i > 0 and words[i - 1] in ("--out", "--jobs"))]
+
+
+def variants_report(results: list[dict], ablation: str = "delays") -> str:
+    """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
+    overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
+    and on test."""
+    for r in results:
+        refuse_unfinished(r, None, "seed")
+        if _options(r["command"]) != _options(results[0]["command"]):
+            raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
+                             "than --out and --jobs before `--`): its row would not compare")
+    recipe = _overrides(results[0]["command"])
+    lines = [f"Variants of the recipe above, {ablation.replace('_', ' ')} only: mean validation accuracy (it picks "
+             "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
+             "the recipe's command and the overrides shown.", "",
+             "| variant | validation accuracy | test accuracy | seeds |", "|---|---:|---:|---|"]
+    for r in results:
+        overrides = _overrides(r["command"])
+        changed = [o for o in overrides if o not in recipe] + [
+            f"(without {o})" for o in recipe if o.split("=")[0] not in {v.split("=")[0] for v in overrides}]
+        runs = r["runs"][ablation]
+        val = np.mean([x["val_accuracy"] for x in runs])
+        test = np.array([x["test_accuracy"] for x in runs])
+        lines.append(f"| {' '.join(changed) or '(the recipe)'} | {100 * val:.2f} % | "
+                     f"{100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
+                     f"{', '.join(str(x['seed']) for x in runs)} |")
     return "\n".join(lines)
 
 
@@ -252,6 +298,8 @@ def main(argv=None):
     parser.add_argument("--cross-validation-conv", help="a cross_validate.py results file, convolutional model")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
+    parser.add_argument("--yinyang-eventprop-variants", nargs="+", metavar="FILE",
+                        help="delay_task.py results files: the Yin-Yang recipe first, then variants of it")
     parser.add_argument("--delay-task-eventprop", help="a delay_task.py results file of the EventProp recipe")
     parser.add_argument("--zoo", help="the shipped pretrained models' directory (zoo/pretrained)")
     parser.add_argument("--readme", help="rewrite this README's generated sections")
@@ -269,6 +317,12 @@ def main(argv=None):
         if path:
             with open(path) as f:
                 sections.append((render(json.load(f)), start, end))
+    if args.yinyang_eventprop_variants:
+        loaded = []
+        for path in args.yinyang_eventprop_variants:
+            with open(path) as f:
+                loaded.append(json.load(f))
+        sections.append((variants_report(loaded), YYV_START, YYV_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

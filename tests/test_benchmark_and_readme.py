@@ -69,6 +69,31 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     assert section.group(1) == getattr(report, render)(results)
 
 
+def test_readme_yinyang_variants_table_is_generated_from_the_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.YYV_START) + r"\n(.*?)\n" + re.escape(report.YYV_END), readme, re.S)
+    assert section, "README has no Yin-Yang variants section"
+    files = [ROOT / "benchmarks" / "yinyang_eventprop_cpu.json",
+             *sorted((ROOT / "benchmarks" / "yinyang_eventprop_variants").glob("*.json"))]
+    assert len(files) > 1, "no variant of the Yin-Yang recipe committed"
+    assert section.group(1) == report.variants_report([json.loads(f.read_text()) for f in files])
+
+
+def test_variants_table_names_what_changed_and_refuses_another_measurement():
+    def results(options, overrides, accs):
+        runs = [{"seed": s, "val_accuracy": a, "test_accuracy": a} for s, a in enumerate(accs)]
+        return {"command": f"python benchmarks/delay_task.py {options} --out x.json -- {overrides}",
+                "runs": {"delays": runs}, "summary": {"delays": {"seeds": len(runs)}}}
+
+    recipe = results("--seeds 2 --test-examples 100", "a=1 b=2", [0.5, 0.7])
+    variant = results("--seeds 2 --jobs 2 --test-examples 100", "a=1 c=3", [0.9, 0.9])
+    table = report.variants_report([recipe, variant]).splitlines()
+    assert table[-2] == "| (the recipe) | 60.00 % | 60.00 ± 10.00 % | 0, 1 |"
+    assert table[-1] == "| c=3 (without b=2) | 90.00 % | 90.00 ± 0.00 % | 0, 1 |"
+    with pytest.raises(ValueError, match="is not measured as"):
+        report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
+
+
 def test_readme_zoo_table_is_generated_from_the_shipped_models():
     readme = (ROOT / "README.md").read_text()
     section = re.search(re.escape(report.ZOO_START) + r"\n(.*?)\n" + re.escape(report.ZOO_END), readme, re.S)
