@@ -77,9 +77,11 @@ def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seed
     return runs
 
 
-def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations: dict, seeds: range) -> dict:
+def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations: dict, seeds: range,
+           held: set) -> dict:
     """The runs of ``args.reuse`` whose resolved config equals the one this command would train for them,
-    with the command that measured them: ``{"command": ..., "runs": {ablation: [run, ...]}}``."""
+    other than the ``held`` ``(ablation, seed)`` pairs, with the command that measured them:
+    ``{"command": ..., "runs": {ablation: [run, ...]}}``."""
     with open(args.reuse) as f:
         other = json.load(f)
     before = parser.parse_args(shlex.split(other["command"])[2:])
@@ -95,7 +97,7 @@ def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations:
         if name not in ablations:
             continue
         for r in runs:
-            if r["seed"] not in seeds:
+            if r["seed"] not in seeds or (name, r["seed"]) in held:
                 continue
             then = compose_recipe(seeded(before.overrides + ABLATIONS[name], r["seed"]))
             now = compose_recipe(seeded(args.overrides + ablations[name], r["seed"]))
@@ -138,10 +140,9 @@ def main(argv=None):
         if "reused" in previous:
             results["reused"] = previous["reused"]
     if args.reuse:
-        other = reused(parser, args, ablations, seeds)
-        have = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
-        fresh = {name: [r for r in runs if (name, r["seed"]) not in have] for name, runs in other["runs"].items()}
-        fresh = {name: runs for name, runs in fresh.items() if runs}
+        held = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
+        other = reused(parser, args, ablations, seeds, held)
+        fresh = other["runs"]
         if fresh and results.get("reused", {}).get("command", other["command"]) != other["command"]:
             parser.error(f"--reuse: {args.out} already holds runs reused from another benchmark "
                          f"({results['reused']['command']}); reuse from one at a time")
