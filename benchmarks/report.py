@@ -146,37 +146,35 @@ def delay_task_report(results) -> str:
     return "\n".join(lines)
 
 
-def _overrides(command: str) -> list[str]:
+def _split_command(command: str) -> tuple[list[str], list[str]]:
+    """A delay_task.py command's options before ``--`` (less --out and --jobs, which do not change what it
+    measures) and its train.py overrides after it."""
     words = shlex.split(command)
-    return words[words.index("--") + 1:] if "--" in words else []
-
-
-def _options(command: str) -> list[str]:
-    """A delay_task.py command's options before ``--``, less those that do not change what it measures."""
-    words = shlex.split(command)
-    words = words[:words.index("--")] if "--" in words else words
-    return [w for i, w in enumerate(words)
-            if w not in ("--out", "--jobs") and not (i > 0 and words[i - 1] in ("--out", "--jobs"))]
+    cut = words.index("--") if "--" in words else len(words)
+    options = [w for i, w in enumerate(words[:cut])
+               if w not in ("--out", "--jobs") and not (i > 0 and words[i - 1] in ("--out", "--jobs"))]
+    return options, words[cut + 1:]
 
 
 def variants_report(results: list[dict], ablation: str = "delays") -> str:
     """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
     and on test."""
+    options, recipe = _split_command(results[0]["command"])
     for r in results:
         refuse_unfinished(r, None, "seed")
-        if _options(r["command"]) != _options(results[0]["command"]):
+        if _split_command(r["command"])[0] != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
                              "than --out and --jobs before `--`): its row would not compare")
-    recipe = _overrides(results[0]["command"])
     lines = [f"Variants of the recipe above, {ablation.replace('_', ' ')} only: mean validation accuracy (it picks "
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
              "the recipe's command and the overrides shown.", "",
              "| variant | validation accuracy | test accuracy | seeds |", "|---|---:|---:|---|"]
     for r in results:
-        overrides = _overrides(r["command"])
+        overrides = _split_command(r["command"])[1]
+        keys = {o.split("=")[0] for o in overrides}
         changed = [o for o in overrides if o not in recipe] + [
-            f"(without {o})" for o in recipe if o.split("=")[0] not in {v.split("=")[0] for v in overrides}]
+            f"(without {o})" for o in recipe if o.split("=")[0] not in keys]
         runs = r["runs"][ablation]
         val = np.mean([x["val_accuracy"] for x in runs])
         test = np.array([x["test_accuracy"] for x in runs])
@@ -312,17 +310,13 @@ def main(argv=None):
                  (args.eventprop, eventprop_report, EP_START, EP_END),
                  (args.yinyang_eventprop, delay_task_report, YY_START, YY_END),
                  (args.delay_task_eventprop, delay_task_report, DTE_START, DTE_END)]
-    sections = []
-    for path, render, start, end in renderers:
-        if path:
-            with open(path) as f:
-                sections.append((render(json.load(f)), start, end))
+    def load(path):
+        with open(path) as f:
+            return json.load(f)
+
+    sections = [(render(load(path)), start, end) for path, render, start, end in renderers if path]
     if args.yinyang_eventprop_variants:
-        loaded = []
-        for path in args.yinyang_eventprop_variants:
-            with open(path) as f:
-                loaded.append(json.load(f))
-        sections.append((variants_report(loaded), YYV_START, YYV_END))
+        sections.append((variants_report([load(p) for p in args.yinyang_eventprop_variants]), YYV_START, YYV_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:
