@@ -15,7 +15,9 @@ training folds only (no test example is ever seen in training or model selection
 ``dataset=saccades``, never on the recordings cross-validated here); ``--ablation-override
 no_delays:init_from=...`` gives the ablation its own starting point (one trained without delays).
 ``--only-folds 0`` trains and tests only that fold, exactly as the full run would: a probe of a recipe
-change at a fifth of the cost (`report.py` refuses such a partial result for the README).
+change at a fifth of the cost (`report.py` refuses such a partial result for the README). ``--jobs N``
+trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times
+are each process's own, on the cores it shares with the others).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
 (``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
@@ -31,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import jax
 import numpy as np
@@ -61,6 +65,14 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs}
 
 
+def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: str) -> dict:
+    """One fold of one model from the recipe alone, as a spawned process runs it: the same data, folds and
+    run as in the loop of one process."""
+    cfg = compose_recipe(overrides)
+    train, test = instantiate(cfg.dataset).load().folds(folds, seed=seed)[fold]
+    return {"fold": fold, **run_fold(cfg, train, test, seed, ablation)}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -71,6 +83,7 @@ def main(argv=None):
                         help="an override for one ablation only, e.g. no_delays:init_from=runs/saccades_nodelay")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="FOLD",
                         help="train and test only these folds (0 .. folds-1), as the full run would")
+    parser.add_argument("--jobs", type=int, default=1, help="folds trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
@@ -83,21 +96,34 @@ def main(argv=None):
     only = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
     if not set(only) <= set(range(args.folds)):
         parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: must be at least 1")
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
     results = {"command": "python benchmarks/cross_validate.py " + shlex.join(argv), "device": str(jax.devices()[0]),
                "cpu_count": os.cpu_count(), "dataset": base.dataset._target_, "examples": len(data),
                "folds": args.folds, "runs": {}, "summary": {}}
-    for name in args.ablations:
-        cfg = compose_recipe(args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"])
-        runs = []
-        results["runs"][name] = runs
-        for i in only:
-            train, test = folds[i]
-            runs.append({"fold": i, **run_fold(cfg, train, test, args.seed, name)})
-            print(name, f"fold {i}", json.dumps({k: v for k, v in runs[-1].items() if k != "history"}), flush=True)
-            save(results, args.out)  # after every fold: an interrupted run keeps what it measured
+    recipes = {name: args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"] for name in args.ablations}
+    results["runs"] = {name: [] for name in args.ablations}
+
+    def record(name: str, run: dict) -> None:
+        results["runs"][name] = sorted(results["runs"][name] + [run], key=lambda r: r["fold"])
+        print(name, f"fold {run['fold']}", json.dumps({k: v for k, v in run.items() if k != "history"}), flush=True)
+        save(results, args.out)  # after every fold: an interrupted run keeps what it measured
+
+    if args.jobs == 1:
+        for name, overrides in recipes.items():
+            cfg = compose_recipe(overrides)
+            for i in only:
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], args.seed, name)})
+    else:  # spawned, not forked: a forked child would inherit this process's JAX runtime
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(fold_task, overrides, args.folds, args.seed, i, name): name
+                       for name, overrides in recipes.items() for i in only}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+    for name, runs in results["runs"].items():
         accs = np.array([r["test_accuracy"] for r in runs])
         results["summary"][name] = {
             "test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
@@ -105,8 +131,7 @@ def main(argv=None):
             "samples_per_second": float(np.mean([r["samples_per_second"] for r in runs])),
             "epochs": len(runs[0]["history"]), "overrides": ABLATIONS[name] + extra[name]}
         print(name, json.dumps(results["summary"][name]), flush=True)
-        save(results, args.out)
-
+    save(results, args.out)
 
 
 if __name__ == "__main__":

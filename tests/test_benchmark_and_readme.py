@@ -173,6 +173,18 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert [untimed(r) for r in alone["runs"]["delays"]] == [untimed(results["runs"]["delays"][1])]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['delays'\]\)"):
         report.cross_validation_report(alone)
+    # two folds at a time, each in its own spawned process: the same runs, summaries and results file
+    two = tmp_path / "jobs2.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--jobs", "2",
+                    "--out", str(two), "--ablation-override", "no_delays:trainer.epochs=1", "--", "dataset.examples=64",
+                    "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    parallel = json.loads(two.read_text())
+    for name in ("delays", "no_delays"):
+        assert [untimed(r) for r in parallel["runs"][name]] == [untimed(r) for r in results["runs"][name]]
+        assert parallel["summary"][name]["test_accuracy_mean"] == results["summary"][name]["test_accuracy_mean"]
+    assert "--jobs 2" in parallel["command"]
+    report.cross_validation_report(parallel)
     # what an interrupted run leaves (saved after every fold) is refused, not published with rows missing
     results["runs"]["no_delays"].pop()
     del results["summary"]["no_delays"]
