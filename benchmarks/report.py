@@ -8,6 +8,8 @@ Usage:
     python benchmarks/report.py --spyx benchmarks/lif_layer_vs_spyx_cpu.json --readme README.md
     python benchmarks/report.py --cross-validation benchmarks/nmnist_cv_cpu.json --readme README.md
     python benchmarks/report.py --cross-validation-saccades benchmarks/nmnist_cv_saccades_cpu.json --readme README.md
+    python benchmarks/report.py --cross-validation-conv-variants benchmarks/nmnist_cv_conv_cpu.json \
+        benchmarks/nmnist_cv_conv_variants/*.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -29,6 +31,7 @@ DELAY_START, DELAY_END = "<!-- DELAY_TASK:START -->", "<!-- DELAY_TASK:END -->"
 DENSE_START, DENSE_END = "<!-- DENSE_CONV:START -->", "<!-- DENSE_CONV:END -->"
 SPYX_START, SPYX_END = "<!-- SPYX:START -->", "<!-- SPYX:END -->"
 CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END -->"
+CVCV_START, CVCV_END = "<!-- CROSS_VALIDATION_CONV_VARIANTS:START -->", "<!-- CROSS_VALIDATION_CONV_VARIANTS:END -->"
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
@@ -156,31 +159,58 @@ def _split_command(command: str) -> tuple[list[str], list[str]]:
     return options, words[cut + 1:]
 
 
+def _variant_rows(results: list[dict], what: str, runs_each) -> list[list[str]]:
+    """What each results file changed against the first (the recipe): its train.py overrides that the
+    recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
+    ``--`` (less --out and --jobs) differ from the recipe's: its numbers would measure something else."""
+    options, recipe = _split_command(results[0]["command"])
+    changes = []
+    for r in results:
+        refuse_unfinished(r, runs_each(r), what)
+        mine, overrides = _split_command(r["command"])
+        if mine != options:
+            raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
+                             "than --out and --jobs before `--`): its row would not compare")
+        keys = {o.split("=")[0] for o in overrides}
+        missing = [o for o in recipe if o.split("=")[0] not in keys]
+        changes.append([o for o in overrides if o not in recipe] + ([f"(without {' '.join(missing)})"] if missing else []))
+    return changes
+
+
 def variants_report(results: list[dict], ablation: str = "delays") -> str:
     """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
     and on test."""
-    options, recipe = _split_command(results[0]["command"])
-    for r in results:
-        refuse_unfinished(r, None, "seed")
-        if _split_command(r["command"])[0] != options:
-            raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
-                             "than --out and --jobs before `--`): its row would not compare")
+    changes = _variant_rows(results, "seed", lambda r: None)
     lines = [f"Variants of the recipe above, {ablation.replace('_', ' ')} only: mean validation accuracy (it picks "
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
              "the recipe's command and the overrides shown.", "",
              "| variant | validation accuracy | test accuracy | seeds |", "|---|---:|---:|---|"]
-    for r in results:
-        overrides = _split_command(r["command"])[1]
-        keys = {o.split("=")[0] for o in overrides}
-        changed = [o for o in overrides if o not in recipe] + [
-            f"(without {o})" for o in recipe if o.split("=")[0] not in keys]
+    for r, changed in zip(results, changes):
         runs = r["runs"][ablation]
         val = np.mean([x["val_accuracy"] for x in runs])
         test = np.array([x["test_accuracy"] for x in runs])
         lines.append(f"| {' '.join(changed) or '(the recipe)'} | {100 * val:.2f} % | "
                      f"{100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
                      f"{', '.join(str(x['seed']) for x in runs)} |")
+    return "\n".join(lines)
+
+
+def cv_variants_report(results: list[dict]) -> str:
+    """One row per cross_validate.py results file: the overrides that differ from the first file's (the
+    recipe) and each model's test accuracy, mean ± std over the same folds."""
+    changes = _variant_rows(results, "cross-validation", lambda r: r["folds"])
+    names = list(results[0]["summary"])
+    if any(list(r["summary"]) != names or r["folds"] != results[0]["folds"] for r in results):
+        raise ValueError(f"every variant needs the recipe's models {names} on its {results[0]['folds']} folds")
+    lines = ["Variants of the recipe above, each row measured by `cross_validate.py` with the recipe's command and "
+             "the overrides shown: test accuracy of each held-out fold, mean ± std over folds.", "",
+             "| variant | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for r, changed in zip(results, changes):
+        cells = [f"{100 * r['summary'][n]['test_accuracy_mean']:.2f} ± {100 * r['summary'][n]['test_accuracy_std']:.2f} %"
+                 for n in names]
+        lines.append(f"| {' '.join(changed) or '(the recipe)'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -294,6 +324,8 @@ def main(argv=None):
     parser.add_argument("--cross-validation", help="a cross_validate.py results file")
     parser.add_argument("--cross-validation-saccades", help="a cross_validate.py results file, saccade-pretrained")
     parser.add_argument("--cross-validation-conv", help="a cross_validate.py results file, convolutional model")
+    parser.add_argument("--cross-validation-conv-variants", nargs="+", metavar="FILE",
+                        help="cross_validate.py results files: the conv recipe first, then variants of it")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
     parser.add_argument("--yinyang-eventprop-variants", nargs="+", metavar="FILE",
@@ -317,6 +349,9 @@ def main(argv=None):
     sections = [(render(load(path)), start, end) for path, render, start, end in renderers if path]
     if args.yinyang_eventprop_variants:
         sections.append((variants_report([load(p) for p in args.yinyang_eventprop_variants]), YYV_START, YYV_END))
+    if args.cross_validation_conv_variants:
+        sections.append((cv_variants_report([load(p) for p in args.cross_validation_conv_variants]),
+                         CVCV_START, CVCV_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

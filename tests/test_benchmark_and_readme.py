@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,16 @@ def test_readme_yinyang_variants_table_is_generated_from_the_committed_results()
     assert section.group(1) == report.variants_report([json.loads(f.read_text()) for f in files])
 
 
+def test_readme_conv_variants_table_is_generated_from_the_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.CVCV_START) + r"\n(.*?)\n" + re.escape(report.CVCV_END), readme, re.S)
+    assert section, "README has no conv cross-validation variants section"
+    files = [ROOT / "benchmarks" / "nmnist_cv_conv_cpu.json",
+             *sorted((ROOT / "benchmarks" / "nmnist_cv_conv_variants").glob("*.json"))]
+    assert len(files) > 1, "no variant of the conv recipe committed"
+    assert section.group(1) == report.cv_variants_report([json.loads(f.read_text()) for f in files])
+
+
 def test_variants_table_names_what_changed_and_refuses_another_measurement():
     def results(options, overrides, accs):
         runs = [{"seed": s, "val_accuracy": a, "test_accuracy": a} for s, a in enumerate(accs)]
@@ -92,6 +103,29 @@ def test_variants_table_names_what_changed_and_refuses_another_measurement():
     assert table[-1] == "| c=3 (without b=2) | 90.00 % | 90.00 ± 0.00 % | 0, 1 |"
     with pytest.raises(ValueError, match="is not measured as"):
         report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
+
+
+def test_cross_validation_variants_table_compares_the_same_folds():
+    def results(options, overrides, accs, folds=2):
+        summary = {name: {"test_accuracy_mean": statistics.mean(a), "test_accuracy_std": statistics.pstdev(a)}
+                   for name, a in accs.items()}
+        return {"command": f"python benchmarks/cross_validate.py {options} --out x.json -- {overrides}", "folds": folds,
+                "runs": {name: [{"fold": i} for i in range(folds)] for name in accs}, "summary": summary}
+
+    recipe = results("--folds 2", "a=1 b=2", {"delays": [0.5, 0.7], "no_delays": [0.4, 0.4]})
+    variant = results("--folds 2 --jobs 2", "a=1 c=3", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    table = report.cv_variants_report([recipe, variant]).splitlines()
+    assert table[-3:] == ["|---|---:|---:|", "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % |",
+                          "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % |"]
+    assert table[-4] == "| variant | delays | no delays |"
+    with pytest.raises(ValueError, match="is not measured as"):
+        report.cv_variants_report([recipe, results("--folds 3", "a=1", {"delays": [1] * 3, "no_delays": [1] * 3}, 3)])
+    with pytest.raises(ValueError, match="needs the recipe's models"):
+        report.cv_variants_report([recipe, results("--folds 2", "a=1", {"delays": [1, 1]})])
+    with pytest.raises(ValueError, match="incomplete"):
+        unfinished = results("--folds 2", "a=1", {"delays": [1, 1], "no_delays": [1, 1]})
+        unfinished["runs"]["no_delays"].pop()
+        report.cv_variants_report([recipe, unfinished])
 
 
 def test_readme_zoo_table_is_generated_from_the_shipped_models():
