@@ -70,24 +70,18 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     assert section.group(1) == getattr(report, render)(results)
 
 
-def test_readme_yinyang_variants_table_is_generated_from_the_committed_results():
+@pytest.mark.parametrize("start, end, render, recipe, variants", [
+    ("YYV_START", "YYV_END", "variants_report", "yinyang_eventprop_cpu.json", "yinyang_eventprop_variants"),
+    ("CVCV_START", "CVCV_END", "cv_variants_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_variants"),
+])
+def test_readme_variants_table_is_generated_from_the_committed_results(start, end, render, recipe, variants):
     readme = (ROOT / "README.md").read_text()
-    section = re.search(re.escape(report.YYV_START) + r"\n(.*?)\n" + re.escape(report.YYV_END), readme, re.S)
-    assert section, "README has no Yin-Yang variants section"
-    files = [ROOT / "benchmarks" / "yinyang_eventprop_cpu.json",
-             *sorted((ROOT / "benchmarks" / "yinyang_eventprop_variants").glob("*.json"))]
-    assert len(files) > 1, "no variant of the Yin-Yang recipe committed"
-    assert section.group(1) == report.variants_report([json.loads(f.read_text()) for f in files])
-
-
-def test_readme_conv_variants_table_is_generated_from_the_committed_results():
-    readme = (ROOT / "README.md").read_text()
-    section = re.search(re.escape(report.CVCV_START) + r"\n(.*?)\n" + re.escape(report.CVCV_END), readme, re.S)
-    assert section, "README has no conv cross-validation variants section"
-    files = [ROOT / "benchmarks" / "nmnist_cv_conv_cpu.json",
-             *sorted((ROOT / "benchmarks" / "nmnist_cv_conv_variants").glob("*.json"))]
-    assert len(files) > 1, "no variant of the conv recipe committed"
-    assert section.group(1) == report.cv_variants_report([json.loads(f.read_text()) for f in files])
+    start, end = getattr(report, start), getattr(report, end)
+    section = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), readme, re.S)
+    assert section, f"README has no {start} ... {end} section"
+    files = [ROOT / "benchmarks" / recipe, *sorted((ROOT / "benchmarks" / variants).glob("*.json"))]
+    assert len(files) > 1, f"no variant of {recipe}'s recipe committed in benchmarks/{variants}/"
+    assert section.group(1) == getattr(report, render)([json.loads(f.read_text()) for f in files])
 
 
 def test_variants_table_names_what_changed_and_refuses_another_measurement():
