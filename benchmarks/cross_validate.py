@@ -33,17 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import jax
 import numpy as np
 from hydra.utils import instantiate
 
+from processes import completed
 from recipes import ABLATIONS, compose_recipe, initial_model, save
 
 
@@ -117,12 +116,11 @@ def main(argv=None):
             cfg = compose_recipe(overrides)
             for i in only:
                 record(name, {"fold": i, **run_fold(cfg, *folds[i], args.seed, name)})
-    else:  # spawned, not forked: a forked child would inherit this process's JAX runtime
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(fold_task, overrides, args.folds, args.seed, i, name): name
-                       for name, overrides in recipes.items() for i in only}
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+    else:
+        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name))
+                 for name, overrides in recipes.items() for i in only]
+        for name, run in completed(calls, args.jobs):
+            record(name, run)
     for name, runs in results["runs"].items():
         accs = np.array([r["test_accuracy"] for r in runs])
         results["summary"][name] = {

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import equinox as eqx
 import jax
@@ -37,6 +35,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from processes import completed
 from recipes import ABLATIONS, compose_recipe, initial_model, save
 
 
@@ -162,11 +161,9 @@ def main(argv=None):
     if args.jobs == 1:
         for task in tasks:
             record(task[-1], run(*task))
-    else:  # spawned, not forked: a forked child would inherit this process's JAX runtime
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run, *task): task[-1] for task in tasks}
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+    else:
+        for name, result in completed([(task[-1], run, task) for task in tasks], args.jobs):
+            record(name, result)
     for name, overrides in ablations.items():
         accs = np.array([r["test_accuracy"] for r in results["runs"][name]])
         results["summary"][name] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std()),
