@@ -35,6 +35,7 @@ CVCV_START, CVCV_END = "<!-- CROSS_VALIDATION_CONV_VARIANTS:START -->", "<!-- CR
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
+CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
 YYV_START, YYV_END = "<!-- YINYANG_EVENTPROP_VARIANTS:START -->", "<!-- YINYANG_EVENTPROP_VARIANTS:END -->"
 DTE_START, DTE_END = "<!-- DELAY_TASK_EVENTPROP:START -->", "<!-- DELAY_TASK_EVENTPROP:END -->"
@@ -273,6 +274,24 @@ def eventprop_report(results) -> str:
     return "\n".join(lines)
 
 
+def crossing_search_report(results) -> str:
+    rows = results["searches"]
+    lines = [f"Measured by `{results['command']}` ({results['device']}, JAX {results['jax']}): one EventProp training "
+             f"step (value and gradient, batch {results['batch']}) of `{' '.join(results['overrides'])}`, "
+             f"{results['hidden_spikes_per_example']:.0f} hidden spikes per example; spike-time error = largest over "
+             "the batch's float32 hidden spikes against a float64 simulation halved to below its resolution.", "",
+             "| search | membrane evaluations per spiking step | ms per training step | largest spike-time error (steps) |",
+             "|---|---:|---:|---:|"]
+    for name, label in (("newton", "halvings to a bracket, then Newton steps (now)"),
+                        ("halving", "halvings alone (before)")):
+        r = rows[name]
+        error = "other spikes" if r["max_spike_time_error"] is None else f"{r['max_spike_time_error']:.1e}"
+        lines.append(f"| {label}: {r['halvings']} + {r['newton_steps']} | {r['halvings'] + r['newton_steps']} | "
+                     f"{r['ms_per_training_step']:.0f} | {error} |")
+    lines += ["", f"Halving alone takes {results['time_ratio_halving_over_newton']:.2f}x the time per training step."]
+    return "\n".join(lines)
+
+
 def zoo_report(directory: str) -> str:
     """The shipped models, from their own files: config.json in ``directory`` (zoo/pretrained) and
     evaluation.json beside their cards (model_cards)."""
@@ -327,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--cross-validation-conv-variants", nargs="+", metavar="FILE",
                         help="cross_validate.py results files: the conv recipe first, then variants of it")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
+    parser.add_argument("--crossing-search", help="a crossing_search.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
     parser.add_argument("--yinyang-eventprop-variants", nargs="+", metavar="FILE",
                         help="delay_task.py results files: the Yin-Yang recipe first, then variants of it")
@@ -340,6 +360,7 @@ def main(argv=None):
                  (args.cross_validation_saccades, cross_validation_report, CVS_START, CVS_END),
                  (args.cross_validation_conv, cross_validation_report, CVC_START, CVC_END),
                  (args.eventprop, eventprop_report, EP_START, EP_END),
+                 (args.crossing_search, crossing_search_report, CS_START, CS_END),
                  (args.yinyang_eventprop, delay_task_report, YY_START, YY_END),
                  (args.delay_task_eventprop, delay_task_report, DTE_START, DTE_END)]
     def load(path):

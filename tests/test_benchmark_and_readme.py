@@ -55,6 +55,7 @@ SECTIONS = [  # README section markers, the renderer, and the committed results 
     ("CVS_START", "CVS_END", "cross_validation_report", "nmnist_cv_saccades_cpu.json"),
     ("CVC_START", "CVC_END", "cross_validation_report", "nmnist_cv_conv_cpu.json"),
     ("EP_START", "EP_END", "eventprop_report", "eventprop_vs_bptt_cpu.json"),
+    ("CS_START", "CS_END", "crossing_search_report", "crossing_search_cpu.json"),
     ("YY_START", "YY_END", "delay_task_report", "yinyang_eventprop_cpu.json"),
     ("DTE_START", "DTE_END", "delay_task_report", "delay_task_eventprop_cpu.json"),
 ]
@@ -364,3 +365,31 @@ def test_eventprop_benchmark_small_run(tmp_path):
     assert small["memory_ratio_bptt_over_eventprop"] > 2
     assert large["memory_ratio_bptt_over_eventprop"] > 1.2 * small["memory_ratio_bptt_over_eventprop"]
     assert report.eventprop_report(results).count("\n") == 3 + len(results["rows"])
+
+
+def test_crossing_search_benchmark_small_run(tmp_path):
+    """Both searches find the same spikes, each within float32 rounding of the float64 reference, and the
+    module's search is restored after the benchmark has swapped it."""
+    out = tmp_path / "cs.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crossing_search.py"), "--batch", "8", "--repeats", "1",
+                    "--out", str(out), "--", "model=lif_network", "trainer=eventprop", "dataset=yinyang",
+                    "model.hidden=[32]", "dataset.examples=64"],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    results = json.loads(out.read_text())
+    assert results["hidden_spikes_per_example"] > 1
+    for row in results["searches"].values():
+        assert row["max_spike_time_error"] is not None and row["max_spike_time_error"] < 1e-3
+        assert row["ms_per_training_step"] > 0
+    assert results["searches"]["halving"]["halvings"] == 24 and results["searches"]["halving"]["newton_steps"] == 0
+    assert "| 14 |" in report.crossing_search_report(results)
+    import crossing_search
+    from zoo import eventprop
+    before = (eventprop.BRACKET_HALVINGS, eventprop.NEWTON_STEPS)
+    with pytest.raises(RuntimeError), crossing_search.search(24, 0):
+        assert (eventprop.BRACKET_HALVINGS, eventprop.NEWTON_STEPS) == (24, 0)
+        raise RuntimeError
+    assert (eventprop.BRACKET_HALVINGS, eventprop.NEWTON_STEPS) == before
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "crossing_search.py"), "--out", str(out), "--",
+                          "model=lif_network", "trainer=eventprop", "dataset=yinyang", "model.recurrent=true"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "feed-forward network" in bad.stderr
