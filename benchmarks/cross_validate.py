@@ -43,7 +43,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from processes import completed
-from recipes import ABLATIONS, compose_recipe, initial_model, save
+from recipes import ABLATIONS, code_version, compose_recipe, initial_model, save
 
 
 def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
@@ -61,7 +61,8 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
     return {"test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()),
             "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
-            "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs}
+            "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
+            "code": code_version()}
 
 
 def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: str) -> dict:

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from queues_vs_adseq import timed  # noqa: E402
-from recipes import compose_recipe, initial_model, save  # noqa: E402
+from recipes import code_version, compose_recipe, initial_model, save  # noqa: E402
 
 from zoo import eventprop  # noqa: E402
 
@@ -108,7 +108,7 @@ def main(argv=None):
     for row in rows.values():
         row["max_spike_time_error"] = largest_difference(row.pop("spike_times"), reference)
     results = {"command": "python benchmarks/crossing_search.py " + shlex.join(argv),
-               "device": str(jax.devices()[0]), "jax": jax.__version__, "batch": args.batch,
+               "device": str(jax.devices()[0]), "jax": jax.__version__, "code": code_version(), "batch": args.batch,
                "overrides": overrides, "searches": rows,
                "hidden_spikes_per_example": float(sum(np.isfinite(t).sum() for t in reference) / args.batch),
                "time_ratio_halving_over_newton": rows["halving"]["ms_per_training_step"]

@@ -36,7 +36,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from processes import completed
-from recipes import ABLATIONS, compose_recipe, initial_model, save
+from recipes import ABLATIONS, code_version, compose_recipe, initial_model, save
 
 
 def seeded(overrides: list[str], seed: int) -> list[str]:
@@ -55,7 +55,7 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
     logits, _ = eqx.filter_jit(lambda m, x: jax.lax.map(lambda e: m(*e), x, batch_size=512))(
         model, (test.spikes, test.times))
     return {"seed": seed, "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
-            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean())}
+            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code_version()}
 
 
 def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range, previous: dict) -> dict:

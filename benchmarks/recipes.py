@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 from hydra import compose, initialize_config_dir
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 import zoo.hub  # noqa: E402
 from train import build_model, initial_weights  # noqa: E402
 
-__all__ = ["ABLATIONS", "ROOT", "compose_recipe", "initial_model", "save"]
+__all__ = ["ABLATIONS", "ROOT", "code_version", "compose_recipe", "initial_model", "save"]
 
 # every delay fixed at zero, everything else equal
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
@@ -37,6 +38,20 @@ def initial_model(cfg, data, seed: int, ablation: str):
                              "ablation needs a starting point trained without delays (cross_validate.py: "
                              "--ablation-override no_delays:init_from=A_NO_DELAY_MODEL)")
     return loaded
+
+
+def code_version() -> str | None:
+    """The commit the code runs from (``+changes`` when tracked files differ from it), recorded with each
+    run so a result can be traced to the simulation that made it; None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=60)
+    try:
+        head, status = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode or status.returncode:
+        return None
+    return head.stdout.strip() + ("+changes" if status.stdout.strip() else "")
 
 
 def compose_recipe(overrides: list[str]):

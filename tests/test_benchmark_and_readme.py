@@ -235,6 +235,10 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
         one, two = ([{k: v for k, v in r.items() if k != "train_seconds"} for r in results[jobs]["runs"][name]]
                     for jobs in (1, 2))
         assert [r["seed"] for r in two] == [0, 1] and two == one
+        if (ROOT / ".git").exists():  # each run names the commit it ran from
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            assert all(r["code"] in (head, head + "+changes") for r in two)
         assert results[2]["summary"][name] == results[1]["summary"][name]
     report.delay_task_report(results[2])
     out = tmp_path / "subset.json"  # one seed of one model: the same run as in the full benchmark
