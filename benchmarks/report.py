@@ -151,12 +151,18 @@ def delay_task_report(results) -> str:
 
 
 def _split_command(command: str) -> tuple[list[str], list[str]]:
-    """A delay_task.py command's options before ``--`` (less --out and --jobs, which do not change what it
-    measures) and its train.py overrides after it."""
+    """A delay_task.py (or cross_validate.py) command's options before ``--`` less those that do not change
+    how a run is measured: --out, --jobs, and --ablations (which models run; each table checks that the
+    ones it shows are there), and its train.py overrides after it."""
     words = shlex.split(command)
     cut = words.index("--") if "--" in words else len(words)
-    options = [w for i, w in enumerate(words[:cut])
-               if w not in ("--out", "--jobs") and not (i > 0 and words[i - 1] in ("--out", "--jobs"))]
+    options, skipping = [], False
+    for i, word in enumerate(words[:cut]):
+        if word in ("--out", "--jobs", "--ablations"):
+            skipping = word == "--ablations"  # its values run up to the next option
+        elif not (skipping and not word.startswith("--")) and not (i > 0 and words[i - 1] in ("--out", "--jobs")):
+            options.append(word)
+            skipping = False
     return options, words[cut + 1:]
 
 
@@ -183,6 +189,9 @@ def variants_report(results: list[dict], ablation: str = "delays") -> str:
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
     and on test."""
     changes = _variant_rows(results, "seed", lambda r: None)
+    lacking = [r["command"] for r in results if ablation not in r["summary"]]
+    if lacking:
+        raise ValueError(f"no {ablation} runs in the results of {lacking}")
     lines = [f"Variants of the recipe above, {ablation.replace('_', ' ')} only: mean validation accuracy (it picks "
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
              "the recipe's command and the overrides shown.", "",

@@ -98,6 +98,13 @@ def test_variants_table_names_what_changed_and_refuses_another_measurement():
     assert table[-1] == "| c=3 (without b=2) | 90.00 % | 90.00 ± 0.00 % | 0, 1 |"
     with pytest.raises(ValueError, match="is not measured as"):
         report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
+    # which models ran does not change how each is measured; the row's model must be there
+    only = results("--seeds 2 --ablations delays --test-examples 100", "a=1 c=3", [0.9, 0.9])
+    assert report.variants_report([recipe, only]).splitlines()[-1] == table[-1]
+    with pytest.raises(ValueError, match="is not measured as"):
+        report.variants_report([recipe, results("--seeds 2 --ablations delays --test-examples 50", "a=1", [0.9, 0.9])])
+    with pytest.raises(ValueError, match="no no_delays runs in the results of"):
+        report.variants_report([recipe, variant], ablation="no_delays")
 
 
 def test_cross_validation_variants_table_compares_the_same_folds():
