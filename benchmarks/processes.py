@@ -51,5 +51,5 @@ def completed(calls: Iterable[tuple[Key, Callable[..., Any], tuple]], jobs: int)
                 worker.join()
         else:
             pool.shutdown()
-        if main_thread:
+        if main_thread and previous is not None:  # None: a handler not set from Python, left as it is
             signal.signal(signal.SIGTERM, previous)
