@@ -47,6 +47,7 @@ from recipes import ABLATIONS, code_version, compose_recipe, initial_model, save
 
 
 def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
+    code = code_version()  # as the run starts: a commit made while it trains is not the code it runs
     model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
@@ -62,7 +63,7 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
             "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
-            "code": code_version()}
+            "code": code}
 
 
 def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: str) -> dict:

@@ -44,6 +44,7 @@ def seeded(overrides: list[str], seed: int) -> list[str]:
 
 
 def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> dict:
+    code = code_version()  # as the run starts: a commit made while it trains is not the code it runs
     cfg = compose_recipe(seeded(overrides, seed))
     data = instantiate(cfg.dataset).load()
     model = initial_model(cfg, data, seed, ablation)
@@ -55,7 +56,7 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
     logits, _ = eqx.filter_jit(lambda m, x: jax.lax.map(lambda e: m(*e), x, batch_size=512))(
         model, (test.spikes, test.times))
     return {"seed": seed, "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
-            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code_version()}
+            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code}
 
 
 def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range, previous: dict) -> dict:
