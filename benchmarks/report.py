@@ -184,6 +184,17 @@ def _variant_rows(results: list[dict], what: str, runs_each) -> list[list[str]]:
     return changes
 
 
+def _code(runs: list[dict]) -> str:
+    """The commits the runs ran from (``code``, recorded since commit 69a8fd2), in order, short: a row
+    measured by other code than the recipe's says so."""
+    def short(code: str | None) -> str:
+        if not code:
+            return "not recorded"
+        commit, plus, changes = code.partition("+")
+        return commit[:7] + plus + changes
+    return ", ".join(dict.fromkeys(short(r.get("code")) for r in runs))
+
+
 def variants_report(results: list[dict], ablation: str = "delays") -> str:
     """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
@@ -194,15 +205,15 @@ def variants_report(results: list[dict], ablation: str = "delays") -> str:
         raise ValueError(f"no {ablation} runs in the results of {lacking}")
     lines = [f"Variants of the recipe above, {ablation.replace('_', ' ')} only: mean validation accuracy (it picks "
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
-             "the recipe's command and the overrides shown.", "",
-             "| variant | validation accuracy | test accuracy | seeds |", "|---|---:|---:|---|"]
+             "the recipe's command and the overrides shown; code: the commits its runs ran from.", "",
+             "| variant | validation accuracy | test accuracy | seeds | code |", "|---|---:|---:|---|---|"]
     for r, changed in zip(results, changes):
         runs = r["runs"][ablation]
         val = np.mean([x["val_accuracy"] for x in runs])
         test = np.array([x["test_accuracy"] for x in runs])
         lines.append(f"| {' '.join(changed) or '(the recipe)'} | {100 * val:.2f} % | "
                      f"{100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
-                     f"{', '.join(str(x['seed']) for x in runs)} |")
+                     f"{', '.join(str(x['seed']) for x in runs)} | {_code(runs)} |")
     return "\n".join(lines)
 
 
@@ -214,13 +225,15 @@ def cv_variants_report(results: list[dict]) -> str:
     if any(list(r["summary"]) != names for r in results):  # the same folds: _variant_rows checked --folds
         raise ValueError(f"every variant needs the recipe's models {names}")
     lines = ["Variants of the recipe above, each row measured by `cross_validate.py` with the recipe's command and "
-             "the overrides shown: test accuracy of each held-out fold, mean ± std over folds.", "",
-             "| variant | " + " | ".join(n.replace("_", " ") for n in names) + " |",
-             "|---|" + "---:|" * len(names)]
+             "the overrides shown: test accuracy of each held-out fold, mean ± std over folds; code: the commits "
+             "its runs ran from.", "",
+             "| variant | " + " | ".join(n.replace("_", " ") for n in names) + " | code |",
+             "|---|" + "---:|" * len(names) + "---|"]
     for r, changed in zip(results, changes):
         cells = [f"{100 * r['summary'][n]['test_accuracy_mean']:.2f} ± {100 * r['summary'][n]['test_accuracy_std']:.2f} %"
                  for n in names]
-        lines.append(f"| {' '.join(changed) or '(the recipe)'} | " + " | ".join(cells) + " |")
+        lines.append(f"| {' '.join(changed) or '(the recipe)'} | " + " | ".join(cells)
+                     + f" | {_code([x for n in names for x in r['runs'][n]])} |")
     return "\n".join(lines)
 
 

@@ -86,16 +86,21 @@ def test_readme_variants_table_is_generated_from_the_committed_results(start, en
 
 
 def test_variants_table_names_what_changed_and_refuses_another_measurement():
-    def results(options, overrides, accs):
-        runs = [{"seed": s, "val_accuracy": a, "test_accuracy": a} for s, a in enumerate(accs)]
+    def results(options, overrides, accs, code=None):
+        runs = [{"seed": s, "val_accuracy": a, "test_accuracy": a, **({"code": code[s]} if code else {})}
+                for s, a in enumerate(accs)]
         return {"command": f"python benchmarks/delay_task.py {options} --out x.json -- {overrides}",
                 "runs": {"delays": runs}, "summary": {"delays": {"seeds": len(runs)}}}
 
     recipe = results("--seeds 2 --test-examples 100", "a=1 b=2", [0.5, 0.7])
     variant = results("--seeds 2 --jobs 2 --test-examples 100", "a=1 c=3", [0.9, 0.9])
     table = report.variants_report([recipe, variant]).splitlines()
-    assert table[-2] == "| (the recipe) | 60.00 % | 60.00 ± 10.00 % | 0, 1 |"
-    assert table[-1] == "| c=3 (without b=2) | 90.00 % | 90.00 ± 0.00 % | 0, 1 |"
+    assert table[-2] == "| (the recipe) | 60.00 % | 60.00 ± 10.00 % | 0, 1 | not recorded |"
+    assert table[-1] == "| c=3 (without b=2) | 90.00 % | 90.00 ± 0.00 % | 0, 1 | not recorded |"
+    # the same recipe rerun by other code is a row of its own that says which commits ran it
+    rerun = results("--seeds 2 --test-examples 100", "a=1 b=2", [0.6, 0.8], ["0123456789ab", "fedcba987654+changes"])
+    assert report.variants_report([recipe, rerun]).splitlines()[-1] == \
+        "| (the recipe) | 70.00 % | 70.00 ± 10.00 % | 0, 1 | 0123456, fedcba9+changes |"
     with pytest.raises(ValueError, match="is not measured as"):
         report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
     # which models ran does not change how each is measured; the row's model must be there
@@ -116,10 +121,11 @@ def test_cross_validation_variants_table_compares_the_same_folds():
 
     recipe = results("--folds 2", "a=1 b=2", {"delays": [0.5, 0.7], "no_delays": [0.4, 0.4]})
     variant = results("--folds 2 --jobs 2", "a=1 c=3", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    variant["runs"]["delays"][0]["code"] = variant["runs"]["no_delays"][1]["code"] = "0123456789ab"
     table = report.cv_variants_report([recipe, variant]).splitlines()
-    assert table[-3:] == ["|---|---:|---:|", "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % |",
-                          "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % |"]
-    assert table[-4] == "| variant | delays | no delays |"
+    assert table[-3:] == ["|---|---:|---:|---|", "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % | not recorded |",
+                          "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | 0123456, not recorded |"]
+    assert table[-4] == "| variant | delays | no delays | code |"
     with pytest.raises(ValueError, match="is not measured as"):
         report.cv_variants_report([recipe, results("--folds 3", "a=1", {"delays": [1] * 3, "no_delays": [1] * 3}, 3)])
     with pytest.raises(ValueError, match="needs the recipe's models"):
