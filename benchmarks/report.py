@@ -198,7 +198,8 @@ def _code(runs: list[dict]) -> str:
 def variants_report(results: list[dict], ablation: str = "delays") -> str:
     """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
-    and on test."""
+    and on test. A file of the recipe's own overrides run by other code (another search for spike times, say)
+    reads ``(the recipe, other code)``."""
     changes = _variant_rows(results, "seed", lambda r: None)
     lacking = [r["command"] for r in results if ablation not in r["summary"]]
     if lacking:
@@ -207,10 +208,13 @@ def variants_report(results: list[dict], ablation: str = "delays") -> str:
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
              "the recipe's command and the overrides shown; code: the commits its runs ran from.", "",
              "| variant | validation accuracy | test accuracy | seeds | code |", "|---|---:|---:|---|---|"]
-    for r, changed in zip(results, changes):
+    recipe_code = _code(results[0]["runs"][ablation])
+    for i, (r, changed) in enumerate(zip(results, changes)):
         runs = r["runs"][ablation]
         val = np.mean([x["val_accuracy"] for x in runs])
         test = np.array([x["test_accuracy"] for x in runs])
+        if not changed and i and _code(runs) != recipe_code:
+            changed = ["(the recipe, other code)"]
         lines.append(f"| {' '.join(changed) or '(the recipe)'} | {100 * val:.2f} % | "
                      f"{100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
                      f"{', '.join(str(x['seed']) for x in runs)} | {_code(runs)} |")

@@ -100,7 +100,10 @@ def test_variants_table_names_what_changed_and_refuses_another_measurement():
     # the same recipe rerun by other code is a row of its own that says which commits ran it
     rerun = results("--seeds 2 --test-examples 100", "a=1 b=2", [0.6, 0.8], ["0123456789ab", "fedcba987654+changes"])
     assert report.variants_report([recipe, rerun]).splitlines()[-1] == \
-        "| (the recipe) | 70.00 % | 70.00 ± 10.00 % | 0, 1 | 0123456, fedcba9+changes |"
+        "| (the recipe, other code) | 70.00 % | 70.00 ± 10.00 % | 0, 1 | 0123456, fedcba9+changes |"
+    assert report.variants_report([rerun, recipe]).splitlines()[-2:] == [
+        "| (the recipe) | 70.00 % | 70.00 ± 10.00 % | 0, 1 | 0123456, fedcba9+changes |",
+        "| (the recipe, other code) | 60.00 % | 60.00 ± 10.00 % | 0, 1 | not recorded |"]
     with pytest.raises(ValueError, match="is not measured as"):
         report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
     # which models ran does not change how each is measured; the row's model must be there
