@@ -44,9 +44,12 @@ def completed(calls: Iterable[tuple[Key, Callable[..., Any], tuple]], jobs: int)
     finally:
         if not finished:  # an error, Ctrl-C, SIGTERM or a caller that stopped early: no run is wanted any more
             workers = [p for p in multiprocessing.active_children() if p not in others]  # the pool's
-            pool.shutdown(wait=False, cancel_futures=True)
             for worker in workers:
                 worker.terminate()
+            # the pool's own thread reaps the workers it sees die: joining them here as well races it (one
+            # waitpid gets the exit status, the other none, and that Process stays "started"), so wait for
+            # that thread to finish instead, then join what it may have left
+            pool.shutdown(wait=True, cancel_futures=True)
             for worker in workers:
                 worker.join()
         else:
