@@ -184,6 +184,13 @@ def _variant_rows(results: list[dict], what: str, runs_each) -> list[list[str]]:
     return changes
 
 
+def _labels(changes: list[list[str]], codes: list[str]) -> list[str]:
+    """Each row's name: what its file changed against the recipe's; with nothing changed, ``(the recipe)``,
+    or ``(the recipe, other code)`` for a later file of the recipe's overrides run by other commits."""
+    return [" ".join(changed) or ("(the recipe, other code)" if i and code != codes[0] else "(the recipe)")
+            for i, (changed, code) in enumerate(zip(changes, codes))]
+
+
 def _code(runs: list[dict]) -> str:
     """The commits the runs ran from (``code``, recorded since commit 69a8fd2), in order, short: a row
     measured by other code than the recipe's says so."""
@@ -198,8 +205,7 @@ def _code(runs: list[dict]) -> str:
 def variants_report(results: list[dict], ablation: str = "delays") -> str:
     """One row per delay_task.py results file, all of the ``ablation`` model: how each recipe variant (the
     overrides that differ from the first file's, the recipe) scored on validation, which picks among them,
-    and on test. A file of the recipe's own overrides run by other code (another search for spike times, say)
-    reads ``(the recipe, other code)``."""
+    and on test."""
     changes = _variant_rows(results, "seed", lambda r: None)
     lacking = [r["command"] for r in results if ablation not in r["summary"]]
     if lacking:
@@ -208,16 +214,13 @@ def variants_report(results: list[dict], ablation: str = "delays") -> str:
              "the recipe) and test accuracy (mean ± std over seeds), each row measured by `delay_task.py` with "
              "the recipe's command and the overrides shown; code: the commits its runs ran from.", "",
              "| variant | validation accuracy | test accuracy | seeds | code |", "|---|---:|---:|---|---|"]
-    recipe_code = _code(results[0]["runs"][ablation])
-    for i, (r, changed) in enumerate(zip(results, changes)):
+    codes = [_code(r["runs"][ablation]) for r in results]
+    for r, label, code in zip(results, _labels(changes, codes), codes):
         runs = r["runs"][ablation]
         val = np.mean([x["val_accuracy"] for x in runs])
         test = np.array([x["test_accuracy"] for x in runs])
-        if not changed and i and _code(runs) != recipe_code:
-            changed = ["(the recipe, other code)"]
-        lines.append(f"| {' '.join(changed) or '(the recipe)'} | {100 * val:.2f} % | "
-                     f"{100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
-                     f"{', '.join(str(x['seed']) for x in runs)} | {_code(runs)} |")
+        lines.append(f"| {label} | {100 * val:.2f} % | {100 * test.mean():.2f} ± {100 * test.std():.2f} % | "
+                     f"{', '.join(str(x['seed']) for x in runs)} | {code} |")
     return "\n".join(lines)
 
 
@@ -233,11 +236,11 @@ def cv_variants_report(results: list[dict]) -> str:
              "its runs ran from.", "",
              "| variant | " + " | ".join(n.replace("_", " ") for n in names) + " | code |",
              "|---|" + "---:|" * len(names) + "---|"]
-    for r, changed in zip(results, changes):
+    codes = [_code([x for n in names for x in r["runs"][n]]) for r in results]
+    for r, label, code in zip(results, _labels(changes, codes), codes):
         cells = [f"{100 * r['summary'][n]['test_accuracy_mean']:.2f} ± {100 * r['summary'][n]['test_accuracy_std']:.2f} %"
                  for n in names]
-        lines.append(f"| {' '.join(changed) or '(the recipe)'} | " + " | ".join(cells)
-                     + f" | {_code([x for n in names for x in r['runs'][n]])} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {code} |")
     return "\n".join(lines)
 
 

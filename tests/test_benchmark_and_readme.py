@@ -129,6 +129,10 @@ def test_cross_validation_variants_table_compares_the_same_folds():
     assert table[-3:] == ["|---|---:|---:|---|", "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % | not recorded |",
                           "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | 0123456, not recorded |"]
     assert table[-4] == "| variant | delays | no delays | code |"
+    rerun = results("--folds 2", "a=1 b=2", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    rerun["runs"]["delays"][0]["code"] = "0123456789ab"
+    assert report.cv_variants_report([recipe, rerun]).splitlines()[-1] == \
+        "| (the recipe, other code) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | 0123456, not recorded |"
     with pytest.raises(ValueError, match="is not measured as"):
         report.cv_variants_report([recipe, results("--folds 3", "a=1", {"delays": [1] * 3, "no_delays": [1] * 3}, 3)])
     with pytest.raises(ValueError, match="needs the recipe's models"):
