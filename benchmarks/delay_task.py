@@ -8,8 +8,10 @@ Usage:
 Each run is the recipe of `python train.py` composed from configs/ with the overrides after ``--``
 (none: the default recipe, the delay task), with the seed, and for the ablation
 `model.init_delay=0 optim.lr_delays=0` (every delay fixed at zero). Test accuracy is on a freshly
-generated set (another generator seed) of `--test-examples` examples. ``--jobs N`` trains N runs at a
-time, each in its own process (the results do not depend on it). ``--first-seed`` and ``--ablations``
+generated set (another generator seed) of `--test-examples` examples; each run also records its training
+accuracy over the last epoch (as `train.py` prints it), its validation accuracy, training seconds and the
+commit it ran from (`code`). ``--jobs N`` trains N runs at a time, each in its own process (the results
+do not depend on it). ``--first-seed`` and ``--ablations``
 pick a subset of the runs, e.g. to try a change of recipe on seeds a benchmark does not report:
     python benchmarks/delay_task.py --first-seed 100 --seeds 1 --ablations delays --out try.json -- ...
 ``--resume`` carries over the runs `--out` already holds (a benchmark is saved after every run) and trains
@@ -55,7 +57,8 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
     # compiled, in chunks: the test set at once would hold every example's arrival tables in memory
     logits, _ = eqx.filter_jit(lambda m, x: jax.lax.map(lambda e: m(*e), x, batch_size=512))(
         model, (test.spikes, test.times))
-    return {"seed": seed, "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
+    return {"seed": seed, "train_accuracy": metrics["history"][-1]["train_accuracy"],
+            "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
             "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code}
 
 

@@ -255,6 +255,7 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
         one, two = ([{k: v for k, v in r.items() if k != "train_seconds"} for r in results[jobs]["runs"][name]]
                     for jobs in (1, 2))
         assert [r["seed"] for r in two] == [0, 1] and two == one
+        assert all(0 <= r["train_accuracy"] <= 1 and 0 <= r["val_accuracy"] <= 1 for r in two)
         if (ROOT / ".git").exists():  # each run names the commit it ran from
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                                   text=True, check=True).stdout.strip()
