@@ -15,9 +15,12 @@ training folds only (no test example is ever seen in training or model selection
 ``dataset=saccades``, never on the recordings cross-validated here); ``--ablation-override
 no_delays:init_from=...`` gives the ablation its own starting point (one trained without delays).
 ``--only-folds 0`` trains and tests only that fold, exactly as the full run would: a probe of a recipe
-change at a fifth of the cost (`report.py` refuses such a partial result for the README). ``--jobs N``
-trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times
-are each process's own, on the cores it shares with the others).
+change at a fifth of the cost (`report.py` shows such a partial result only as a probe, beside the
+recipe's result on the same fold). ``--resume`` keeps the folds `--out` already holds (the file is saved
+after every fold) and trains only the missing ones; it refuses a file measured with another recipe, folds,
+seed or device, or holding folds this command would not train. ``--jobs N`` trains N folds at a time,
+each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
+the cores it shares with the others).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
 (``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
@@ -74,6 +77,26 @@ def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: 
     return {"fold": fold, **run_fold(cfg, train, test, seed, ablation)}
 
 
+def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, only: range | list[int],
+                 previous: dict) -> dict:
+    """The folds of ``previous`` (``args.out``), checked to be folds of this command: same recipe, folds,
+    seed, per-ablation overrides and device, and only models and folds this command trains."""
+    before = parser.parse_args(shlex.split(previous["command"])[2:])
+    for what, then, now in [("overrides", before.overrides, args.overrides), ("--folds", before.folds, args.folds),
+                            ("--seed", before.seed, args.seed),
+                            ("--ablation-override", before.ablation_override, args.ablation_override),
+                            ("device", previous["device"], str(jax.devices()[0]))]:
+        if then != now:
+            parser.error(f"--resume: {args.out} was measured with {what} {then}, not {now}")
+    runs = {name: previous["runs"].get(name, []) for name in args.ablations}
+    outside = sorted({f"{name} fold {r['fold']}" for name, rs in previous["runs"].items() for r in rs
+                      if name not in runs or r["fold"] not in only})
+    if outside:
+        parser.error(f"--resume: {args.out} holds folds this command does not train ({', '.join(outside)}); "
+                     "widen --only-folds/--ablations or write to another --out")
+    return runs
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -86,6 +109,7 @@ def main(argv=None):
                         help="train and test only these folds (0 .. folds-1), as the full run would")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained at a time, each in its own process")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--resume", action="store_true", help="keep the folds --out holds, train the missing ones")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
     extra = {name: [] for name in ABLATIONS}
@@ -102,11 +126,17 @@ def main(argv=None):
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
-    results = {"command": "python benchmarks/cross_validate.py " + shlex.join(argv), "device": str(jax.devices()[0]),
-               "cpu_count": os.cpu_count(), "dataset": base.dataset._target_, "examples": len(data),
-               "folds": args.folds, "runs": {}, "summary": {}}
+    # a resumed run is the same measurement as an uninterrupted one: the command is recorded without the flag
+    results = {"command": "python benchmarks/cross_validate.py " + shlex.join(a for a in argv if a != "--resume"),
+               "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": base.dataset._target_,
+               "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
     recipes = {name: args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"] for name in args.ablations}
     results["runs"] = {name: [] for name in args.ablations}
+    if args.resume and os.path.exists(args.out):
+        with open(args.out) as f:
+            results["runs"] = carried_over(parser, args, only, json.load(f))
+    done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
+    todo = {name: [i for i in only if (name, i) not in done] for name in recipes}
 
     def record(name: str, run: dict) -> None:
         results["runs"][name] = sorted(results["runs"][name] + [run], key=lambda r: r["fold"])
@@ -116,11 +146,11 @@ def main(argv=None):
     if args.jobs == 1:
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
-            for i in only:
+            for i in todo[name]:
                 record(name, {"fold": i, **run_fold(cfg, *folds[i], args.seed, name)})
     else:
         calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name))
-                 for name, overrides in recipes.items() for i in only]
+                 for name, overrides in recipes.items() for i in todo[name]]
         for name, run in completed(calls, args.jobs):
             record(name, run)
     for name, runs in results["runs"].items():

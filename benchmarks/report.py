@@ -10,6 +10,8 @@ Usage:
     python benchmarks/report.py --cross-validation-saccades benchmarks/nmnist_cv_saccades_cpu.json --readme README.md
     python benchmarks/report.py --cross-validation-conv-variants benchmarks/nmnist_cv_conv_cpu.json \
         benchmarks/nmnist_cv_conv_variants/*.json --readme README.md
+    python benchmarks/report.py --cross-validation-conv-probes benchmarks/nmnist_cv_conv_cpu.json \
+        benchmarks/nmnist_cv_conv_probes/*.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -34,6 +36,7 @@ CV_START, CV_END = "<!-- CROSS_VALIDATION:START -->", "<!-- CROSS_VALIDATION:END
 CVCV_START, CVCV_END = "<!-- CROSS_VALIDATION_CONV_VARIANTS:START -->", "<!-- CROSS_VALIDATION_CONV_VARIANTS:END -->"
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
+CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROSS_VALIDATION_CONV_PROBES:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
@@ -150,34 +153,38 @@ def delay_task_report(results) -> str:
     return "\n".join(lines)
 
 
-def _split_command(command: str) -> tuple[list[str], list[str]]:
-    """A delay_task.py (or cross_validate.py) command's options before ``--`` less those that do not change
-    how a run is measured: --out, --jobs, and --ablations (which models run; each table checks that the
-    ones it shows are there), and its train.py overrides after it."""
+SAME_MEASUREMENT = ("--out", "--jobs", "--ablations")  # options that do not change how a run is measured
+
+
+def _split_command(command: str, ignored: tuple[str, ...] = SAME_MEASUREMENT) -> tuple[list[str], list[str]]:
+    """A delay_task.py (or cross_validate.py) command's options before ``--`` less the ``ignored`` ones
+    with their values (by default those that do not change how a run is measured: --out, --jobs, and
+    --ablations, which models run; each table checks that the ones it shows are there), and its train.py
+    overrides after it."""
     words = shlex.split(command)
     cut = words.index("--") if "--" in words else len(words)
     options, skipping = [], False
-    for i, word in enumerate(words[:cut]):
-        if word in ("--out", "--jobs", "--ablations"):
-            skipping = word == "--ablations"  # its values run up to the next option
-        elif not (skipping and not word.startswith("--")) and not (i > 0 and words[i - 1] in ("--out", "--jobs")):
+    for word in words[:cut]:
+        if word.startswith("--"):  # an option's values run up to the next option
+            skipping = word.split("=")[0] in ignored
+        if not skipping:
             options.append(word)
-            skipping = False
     return options, words[cut + 1:]
 
 
-def _variant_rows(results: list[dict], what: str, runs_each) -> list[list[str]]:
+def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str, ...] = SAME_MEASUREMENT
+                  ) -> list[list[str]]:
     """What each results file changed against the first (the recipe): its train.py overrides that the
     recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
-    ``--`` (less --out and --jobs) differ from the recipe's: its numbers would measure something else."""
-    options, recipe = _split_command(results[0]["command"])
+    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else."""
+    options, recipe = _split_command(results[0]["command"], ignored)
     changes = []
     for r in results:
         refuse_unfinished(r, runs_each(r), what)
-        mine, overrides = _split_command(r["command"])
+        mine, overrides = _split_command(r["command"], ignored)
         if mine != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
-                             "than --out and --jobs before `--`): its row would not compare")
+                             f"than {', '.join(ignored)} before `--`): its row would not compare")
         keys = {o.split("=")[0] for o in overrides}
         missing = [o for o in recipe if o.split("=")[0] not in keys]
         changes.append([o for o in overrides if o not in recipe] + ([f"(without {' '.join(missing)})"] if missing else []))
@@ -241,6 +248,49 @@ def cv_variants_report(results: list[dict]) -> str:
         cells = [f"{100 * r['summary'][n]['test_accuracy_mean']:.2f} ± {100 * r['summary'][n]['test_accuracy_std']:.2f} %"
                  for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {code} |")
+    return "\n".join(lines)
+
+
+def _only_folds(command: str) -> set[str]:
+    """The folds a cross_validate.py command's ``--only-folds`` names (none: every fold)."""
+    words = shlex.split(command)
+    words = words[:words.index("--")] if "--" in words else words
+    if "--only-folds" not in words:
+        return set()
+    rest = words[words.index("--only-folds") + 1:]
+    return set(rest[:next((i for i, w in enumerate(rest) if w.startswith("--")), len(rest))])
+
+
+def cv_probes_report(results: list[dict]) -> str:
+    """One row per model and fold of each one-fold probe (``cross_validate.py --only-folds``) after the
+    first file, the recipe's full cross-validation: the probe's test accuracy beside the recipe's on the
+    same held-out fold, the final epoch's training accuracy of each (over- or underfitting), and the
+    probe's epoch time. Refuses a probe measured on other folds (another --folds or --seed)."""
+    recipe, probes = results[0], results[1:]
+    changes = _variant_rows(results, "cross-validation", lambda r: len(_only_folds(r["command"])) or r["folds"],
+                            SAME_MEASUREMENT + ("--only-folds",))
+    size = recipe["examples"] // recipe["folds"]
+    first = next(iter(recipe["summary"]))  # the recipe's model with delays
+    p = recipe["summary"][first]["test_accuracy_mean"]
+    lines = ["One-fold probes of the recipe above, each measured by `cross_validate.py` with the recipe's command, "
+             f"the overrides shown and `--only-folds`: test accuracy on the held-out fold ({size} recordings: one "
+             f"probe's sampling error is about {100 * np.sqrt(p * (1 - p) / size):.1f} points at the recipe's "
+             f"{first.replace('_', ' ')} accuracy) beside the recipe's on the same fold; training accuracy over the final epoch; the probe's "
+             "seconds per epoch (its process's own); code: the commit it ran from.", "",
+             "| probe | model | fold | test accuracy | the recipe's | training accuracy | recipe's training | "
+             "s per epoch | code |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r, changed in zip(probes, changes[1:]):
+        for name, runs in r["runs"].items():
+            if name not in recipe["runs"]:
+                raise ValueError(f"the recipe has no {name} runs to compare `{r['command']}` with")
+            ours = {x["fold"]: x for x in recipe["runs"][name]}
+            for run in runs:
+                base = ours[run["fold"]]
+                lines.append(f"| {' '.join(changed) or '(the recipe)'} | {name.replace('_', ' ')} | {run['fold']} | "
+                             f"{100 * run['test_accuracy']:.2f} % | {100 * base['test_accuracy']:.2f} % | "
+                             f"{100 * run['history'][-1]['train_accuracy']:.2f} % | "
+                             f"{100 * base['history'][-1]['train_accuracy']:.2f} % | {run['epoch_seconds']:.1f} | "
+                             f"{_code([run])} |")
     return "\n".join(lines)
 
 
@@ -374,6 +424,8 @@ def main(argv=None):
     parser.add_argument("--cross-validation-conv", help="a cross_validate.py results file, convolutional model")
     parser.add_argument("--cross-validation-conv-variants", nargs="+", metavar="FILE",
                         help="cross_validate.py results files: the conv recipe first, then variants of it")
+    parser.add_argument("--cross-validation-conv-probes", nargs="+", metavar="FILE",
+                        help="the conv recipe's cross_validate.py results, then one-fold probes (--only-folds)")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--crossing-search", help="a crossing_search.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
@@ -402,6 +454,8 @@ def main(argv=None):
     if args.cross_validation_conv_variants:
         sections.append((cv_variants_report([load(p) for p in args.cross_validation_conv_variants]),
                          CVCV_START, CVCV_END))
+    if args.cross_validation_conv_probes:
+        sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_probes]), CVCP_START, CVCP_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

@@ -74,6 +74,7 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
 @pytest.mark.parametrize("start, end, render, recipe, variants", [
     ("YYV_START", "YYV_END", "variants_report", "yinyang_eventprop_cpu.json", "yinyang_eventprop_variants"),
     ("CVCV_START", "CVCV_END", "cv_variants_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_variants"),
+    ("CVCP_START", "CVCP_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_probes"),
 ])
 def test_readme_variants_table_is_generated_from_the_committed_results(start, end, render, recipe, variants):
     readme = (ROOT / "README.md").read_text()
@@ -141,6 +142,28 @@ def test_cross_validation_variants_table_compares_the_same_folds():
         unfinished = results("--folds 2", "a=1", {"delays": [1, 1], "no_delays": [1, 1]})
         unfinished["runs"]["no_delays"].pop()
         report.cv_variants_report([recipe, unfinished])
+
+
+def test_cross_validation_probes_table_sets_each_probe_beside_the_recipe_on_its_fold():
+    def run(fold, test, train, seconds=2.0, code=None):
+        return {"fold": fold, "test_accuracy": test, "epoch_seconds": seconds, "history": [{"train_accuracy": train}],
+                **({"code": code} if code else {})}
+
+    recipe = {"command": "python benchmarks/cross_validate.py --folds 2 --jobs 2 --out x.json -- a=1 b=2",
+              "folds": 2, "examples": 400, "summary": {"delays": {"test_accuracy_mean": 0.9}, "no_delays": {}},
+              "runs": {"delays": [run(0, 0.9, 0.95), run(1, 0.8, 0.97)], "no_delays": [run(0, 0.5, 0.6), run(1, 0.6, 0.7)]}}
+    probe = {"command": "python benchmarks/cross_validate.py --folds 2 --only-folds 1 --ablations delays --out y.json "
+                        "-- a=1 b=3", "folds": 2, "examples": 400, "summary": {"delays": {}},
+             "runs": {"delays": [run(1, 0.85, 0.99, 3.25, "0123456789ab+changes")]}}
+    table = report.cv_probes_report([recipe, probe]).splitlines()
+    assert "(200 recordings: one probe's sampling error is about 2.1 points at the recipe's delays accuracy)" in table[0]
+    assert table[-1] == "| b=3 | delays | 1 | 85.00 % | 80.00 % | 99.00 % | 97.00 % | 3.2 | 0123456+changes |"
+    with pytest.raises(ValueError, match="is not measured as"):  # other folds: not comparable
+        report.cv_probes_report([recipe, {**probe, "command": probe["command"].replace("--folds 2", "--folds 2 --seed 1")}])
+    with pytest.raises(ValueError, match="incomplete"):  # --only-folds 0 1 with one fold measured so far
+        report.cv_probes_report([recipe, {**probe, "command": probe["command"].replace("--only-folds 1", "--only-folds 0 1")}])
+    with pytest.raises(ValueError, match="incomplete"):  # a probe still running has no summary yet
+        report.cv_probes_report([recipe, {**probe, "summary": {}}])
 
 
 def test_readme_zoo_table_is_generated_from_the_shipped_models():
@@ -239,6 +262,26 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     del results["summary"]["no_delays"]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):
         report.cross_validation_report(results)
+    # --resume keeps the folds such a file holds (timings and all: not trained again) and trains the missing one
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(results))
+    recipe = ["--", "dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16"]
+    command = [sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--out", str(partial),
+               "--ablation-override", "no_delays:trainer.epochs=1", "--resume"]
+    subprocess.run(command + recipe, check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = json.loads(partial.read_text())
+    assert resumed["runs"]["delays"] == results["runs"]["delays"]
+    assert resumed["runs"]["no_delays"][0] == results["runs"]["no_delays"][0]
+    assert [untimed(r) for r in resumed["runs"]["no_delays"]] == [untimed(r) for r in parallel["runs"]["no_delays"]]
+    assert resumed["summary"]["no_delays"]["test_accuracy_mean"] == parallel["summary"]["no_delays"]["test_accuracy_mean"]
+    assert "--resume" not in resumed["command"]
+    report.cross_validation_report(resumed)
+    # ... and refuses a file measured otherwise, or holding folds this command would not train
+    proc = subprocess.run(command + recipe[:-1] + ["trainer.batch_size=8"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode != 0 and "was measured with overrides" in proc.stderr
+    proc = subprocess.run(command + ["--only-folds", "0"] + recipe, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and "holds folds this command does not train (delays fold 1, no_delays fold 1)" in proc.stderr
 
 
 def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
