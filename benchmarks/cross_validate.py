@@ -46,7 +46,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from processes import completed
-from recipes import ABLATIONS, code_version, compose_recipe, initial_model, save
+from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save
 
 
 def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
@@ -75,26 +75,6 @@ def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: 
     cfg = compose_recipe(overrides)
     train, test = instantiate(cfg.dataset).load().folds(folds, seed=seed)[fold]
     return {"fold": fold, **run_fold(cfg, train, test, seed, ablation)}
-
-
-def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, only: range | list[int],
-                 previous: dict) -> dict:
-    """The folds of ``previous`` (``args.out``), checked to be folds of this command: same recipe, folds,
-    seed, per-ablation overrides and device, and only models and folds this command trains."""
-    before = parser.parse_args(shlex.split(previous["command"])[2:])
-    for what, then, now in [("overrides", before.overrides, args.overrides), ("--folds", before.folds, args.folds),
-                            ("--seed", before.seed, args.seed),
-                            ("--ablation-override", before.ablation_override, args.ablation_override),
-                            ("device", previous["device"], str(jax.devices()[0]))]:
-        if then != now:
-            parser.error(f"--resume: {args.out} was measured with {what} {then}, not {now}")
-    runs = {name: previous["runs"].get(name, []) for name in args.ablations}
-    outside = sorted({f"{name} fold {r['fold']}" for name, rs in previous["runs"].items() for r in rs
-                      if name not in runs or r["fold"] not in only})
-    if outside:
-        parser.error(f"--resume: {args.out} holds folds this command does not train ({', '.join(outside)}); "
-                     "widen --only-folds/--ablations or write to another --out")
-    return runs
 
 
 def main(argv=None):
@@ -134,7 +114,8 @@ def main(argv=None):
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
-            results["runs"] = carried_over(parser, args, only, json.load(f))
+            results["runs"] = carried_over(parser, args, json.load(f), ["overrides", "folds", "seed", "ablation_override"],
+                                           "fold", only, "--only-folds/--ablations")
     done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
     todo = {name: [i for i in only if (name, i) not in done] for name in recipes}
 

@@ -38,7 +38,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from processes import completed
-from recipes import ABLATIONS, code_version, compose_recipe, initial_model, save
+from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save
 
 
 def seeded(overrides: list[str], seed: int) -> list[str]:
@@ -60,24 +60,6 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
     return {"seed": seed, "train_accuracy": metrics["history"][-1]["train_accuracy"],
             "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
             "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code}
-
-
-def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, seeds: range, previous: dict) -> dict:
-    """The runs of ``previous`` (``args.out``), checked to be runs of this command: same recipe, seeds and
-    models in range."""
-    before = parser.parse_args(shlex.split(previous["command"])[2:])
-    for what, then, now in [("overrides", before.overrides, args.overrides),
-                            ("--test-examples", before.test_examples, args.test_examples),
-                            ("device", previous["device"], str(jax.devices()[0]))]:
-        if then != now:
-            parser.error(f"--resume: {args.out} was measured with {what} {then}, not {now}")
-    runs = {name: previous["runs"].get(name, []) for name in args.ablations}
-    outside = sorted({f"{name} seed {r['seed']}" for name, rs in previous["runs"].items() for r in rs
-                      if name not in runs or r["seed"] not in seeds})
-    if outside:
-        parser.error(f"--resume: {args.out} holds runs this command does not make ({', '.join(outside)}); "
-                     "widen --seeds/--first-seed/--ablations or write to another --out")
-    return runs
 
 
 def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations: dict, seeds: range,
@@ -139,7 +121,8 @@ def main(argv=None):
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
             previous = json.load(f)
-        results["runs"] = carried_over(parser, args, seeds, previous)
+        results["runs"] = carried_over(parser, args, previous, ["overrides", "test_examples"], "seed", seeds,
+                                       "--seeds/--first-seed/--ablations")
         if "reused" in previous:
             results["reused"] = previous["reused"]
     if args.reuse:

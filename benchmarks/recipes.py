@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
+from collections.abc import Container
 
 from hydra import compose, initialize_config_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo.hub  # noqa: E402
 from train import build_model, initial_weights  # noqa: E402
 
-__all__ = ["ABLATIONS", "ROOT", "code_version", "compose_recipe", "initial_model", "save"]
+__all__ = ["ABLATIONS", "ROOT", "carried_over", "code_version", "compose_recipe", "initial_model", "save"]
 
 # every delay fixed at zero, everything else equal
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
@@ -58,6 +62,29 @@ def compose_recipe(overrides: list[str]):
     """The config `python train.py <overrides>` would run."""
     with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
+
+
+def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, previous: dict, settings: list[str],
+                 unit: str, wanted: Container[int], widen: str) -> dict:
+    """The runs of ``previous`` (what ``args.out`` holds, for ``--resume``), checked to be runs of this
+    command: each of ``settings`` (``args`` attributes: the overrides and the flags that change a run) as
+    this command has it, the same device, and only models of ``args.ablations`` whose ``unit`` (``"seed"``
+    or ``"fold"``) is in ``wanted``. Anything else is a command-line error naming it, suggesting ``widen``
+    (the flags that choose runs) or another ``--out``: a resumed benchmark is the same measurement as an
+    uninterrupted one, never a mix of two."""
+    before = parser.parse_args(shlex.split(previous["command"])[2:])
+    compared = [(name if name == "overrides" else "--" + name.replace("_", "-"), getattr(before, name),
+                 getattr(args, name)) for name in settings]
+    for what, then, now in compared + [("device", previous["device"], str(jax.devices()[0]))]:
+        if then != now:
+            parser.error(f"--resume: {args.out} was measured with {what} {then}, not {now}")
+    runs = {name: previous["runs"].get(name, []) for name in args.ablations}
+    outside = sorted({f"{name} {unit} {r[unit]}" for name, rs in previous["runs"].items() for r in rs
+                      if name not in runs or r[unit] not in wanted})
+    if outside:
+        parser.error(f"--resume: {args.out} holds runs this command does not make ({', '.join(outside)}); "
+                     f"widen {widen} or write to another --out")
+    return runs
 
 
 def save(results: dict, path: str) -> None:

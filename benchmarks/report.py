@@ -279,14 +279,15 @@ def cv_probes_report(results: list[dict]) -> str:
              "seconds per epoch (its process's own); code: the commit it ran from.", "",
              "| probe | model | fold | test accuracy | the recipe's | training accuracy | recipe's training | "
              "s per epoch | code |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for r, changed in zip(probes, changes[1:]):
+    codes = [_code([x for runs in r["runs"].values() for x in runs]) for r in results]
+    for r, label in zip(probes, _labels(changes, codes)[1:]):
         for name, runs in r["runs"].items():
             if name not in recipe["runs"]:
                 raise ValueError(f"the recipe has no {name} runs to compare `{r['command']}` with")
             ours = {x["fold"]: x for x in recipe["runs"][name]}
             for run in runs:
                 base = ours[run["fold"]]
-                lines.append(f"| {' '.join(changed) or '(the recipe)'} | {name.replace('_', ' ')} | {run['fold']} | "
+                lines.append(f"| {label} | {name.replace('_', ' ')} | {run['fold']} | "
                              f"{100 * run['test_accuracy']:.2f} % | {100 * base['test_accuracy']:.2f} % | "
                              f"{100 * run['history'][-1]['train_accuracy']:.2f} % | "
                              f"{100 * base['history'][-1]['train_accuracy']:.2f} % | {run['epoch_seconds']:.1f} | "

@@ -281,7 +281,7 @@ def test_cross_validation_tests_every_example_once(tmp_path):
                           timeout=600)
     assert proc.returncode != 0 and "was measured with overrides" in proc.stderr
     proc = subprocess.run(command + ["--only-folds", "0"] + recipe, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode != 0 and "holds folds this command does not train (delays fold 1, no_delays fold 1)" in proc.stderr
+    assert proc.returncode != 0 and "holds runs this command does not make (delays fold 1, no_delays fold 1)" in proc.stderr
 
 
 def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
