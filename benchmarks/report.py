@@ -192,10 +192,17 @@ def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str,
 
 
 def _labels(changes: list[list[str]], codes: list[str]) -> list[str]:
-    """Each row's name: what its file changed against the recipe's; with nothing changed, ``(the recipe)``,
-    or ``(the recipe, other code)`` for a later file of the recipe's overrides run by other commits."""
-    return [" ".join(changed) or ("(the recipe, other code)" if i and code != codes[0] else "(the recipe)")
-            for i, (changed, code) in enumerate(zip(changes, codes))]
+    """Each row's name: what its file changed against the recipe's, ``(the recipe)`` with nothing changed.
+    A row whose changes an earlier row already has, run by other commits, says so: ``(the recipe, other
+    code)``, ``x=1 (other code)``; the code column shows which."""
+    labels = []
+    for i, (changed, code) in enumerate(zip(changes, codes)):
+        again = any(changes[j] == changed and codes[j] != code for j in range(i))
+        if changed:
+            labels.append(" ".join(changed) + (" (other code)" if again else ""))
+        else:
+            labels.append("(the recipe, other code)" if again else "(the recipe)")
+    return labels
 
 
 def _code(runs: list[dict]) -> str:

@@ -105,6 +105,11 @@ def test_variants_table_names_what_changed_and_refuses_another_measurement():
     assert report.variants_report([rerun, recipe]).splitlines()[-2:] == [
         "| (the recipe) | 70.00 % | 70.00 ± 10.00 % | 0, 1 | 0123456, fedcba9+changes |",
         "| (the recipe, other code) | 60.00 % | 60.00 ± 10.00 % | 0, 1 | not recorded |"]
+    # ... and so does a variant rerun by other code, after the row of its first run
+    again = results("--seeds 2 --test-examples 100", "a=1 c=3", [0.8, 0.8], ["0123456789ab", "0123456789ab"])
+    assert report.variants_report([recipe, variant, again]).splitlines()[-2:] == [
+        table[-1], "| c=3 (without b=2) (other code) | 80.00 % | 80.00 ± 0.00 % | 0, 1 | 0123456 |"]
+    assert report.variants_report([recipe, variant, {**again, "runs": variant["runs"]}]).splitlines()[-1] == table[-1]
     with pytest.raises(ValueError, match="is not measured as"):
         report.variants_report([recipe, results("--seeds 2 --test-examples 50", "a=1", [0.9, 0.9])])
     # which models ran does not change how each is measured; the row's model must be there
