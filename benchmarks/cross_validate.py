@@ -18,7 +18,8 @@ no_delays:init_from=...`` gives the ablation its own starting point (one trained
 change at a fifth of the cost (`report.py` shows such a partial result only as a probe, beside the
 recipe's result on the same fold). ``--resume`` keeps the folds `--out` already holds (the file is saved
 after every fold) and trains only the missing ones; it refuses a file measured with another recipe, folds,
-seed or device, or holding folds this command would not train. ``--jobs N`` trains N folds at a time,
+seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its commit, `code`: on CPU the flags
+set the threading, hence the order of summation), or holding folds this command would not train. ``--jobs N`` trains N folds at a time,
 each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
 the cores it shares with the others).
 
@@ -46,7 +47,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from processes import completed
-from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save
+from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, xla_flags
 
 
 def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
@@ -66,7 +67,7 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
             "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
-            "code": code}
+            "code": code, "xla_flags": xla_flags()}
 
 
 def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: str) -> dict:

@@ -38,7 +38,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from processes import completed
-from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save
+from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, xla_flags
 
 
 def seeded(overrides: list[str], seed: int) -> list[str]:
@@ -59,7 +59,8 @@ def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> d
         model, (test.spikes, test.times))
     return {"seed": seed, "train_accuracy": metrics["history"][-1]["train_accuracy"],
             "val_accuracy": metrics["val_accuracy"], "train_seconds": seconds,
-            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code}
+            "test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()), "code": code,
+            "xla_flags": xla_flags()}
 
 
 def reused(parser: argparse.ArgumentParser, args: argparse.Namespace, ablations: dict, seeds: range,

@@ -172,15 +172,17 @@ def _split_command(command: str, ignored: tuple[str, ...] = SAME_MEASUREMENT) ->
     return options, words[cut + 1:]
 
 
-def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str, ...] = SAME_MEASUREMENT
-                  ) -> list[list[str]]:
+def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str, ...] = SAME_MEASUREMENT,
+                  partial: bool = False) -> list[list[str]]:
     """What each results file changed against the first (the recipe): its train.py overrides that the
     recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
-    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else."""
+    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else,
+    and, unless ``partial`` (a table that names a file's missing runs), a file whose runs are not all there."""
     options, recipe = _split_command(results[0]["command"], ignored)
     changes = []
-    for r in results:
-        refuse_unfinished(r, runs_each(r), what)
+    for i, r in enumerate(results):
+        if i == 0 or not partial:
+            refuse_unfinished(r, runs_each(r), what)
         mine, overrides = _split_command(r["command"], ignored)
         if mine != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
@@ -268,19 +270,33 @@ def _only_folds(command: str) -> set[str]:
     return set(rest[:next((i for i, w in enumerate(rest) if w.startswith("--")), len(rest))])
 
 
+def _partial(results: dict) -> str:
+    """``" (partial: k of n folds)"`` for a cross_validate.py file that does not hold every run its
+    command makes (still running, or stopped and to be continued with ``--resume``; each model's summary is
+    written when the command ends), else ``""``."""
+    folds = len(_only_folds(results["command"])) or results["folds"]
+    finished = sum(len(runs) for runs in results["runs"].values())
+    total = folds * len(results["runs"])
+    complete = finished == total and all(name in results["summary"] for name in results["runs"])
+    return "" if complete else f" (partial: {finished} of {total} folds)"
+
+
 def cv_probes_report(results: list[dict]) -> str:
-    """One row per model and fold of each one-fold probe (``cross_validate.py --only-folds``) after the
-    first file, the recipe's full cross-validation: the probe's test accuracy beside the recipe's on the
-    same held-out fold, the final epoch's training accuracy of each (over- or underfitting), and the
-    probe's epoch time. Refuses a probe measured on other folds (another --folds or --seed)."""
+    """One row per model and fold of each probe after the first file, the recipe's full cross-validation:
+    a one-fold probe (``cross_validate.py --only-folds``), or a partial run of a changed recipe (its name
+    says how many of its folds are in; each fold is saved as it ends, so a run longer than a session shows
+    what it has): the probe's test accuracy beside the recipe's on the same held-out fold, the final epoch's
+    training accuracy of each (over- or underfitting), and the probe's epoch time. Refuses a probe
+    measured on other folds (another --folds or --seed)."""
     recipe, probes = results[0], results[1:]
     changes = _variant_rows(results, "cross-validation", lambda r: len(_only_folds(r["command"])) or r["folds"],
-                            SAME_MEASUREMENT + ("--only-folds",))
+                            SAME_MEASUREMENT + ("--only-folds",), partial=True)
     size = recipe["examples"] // recipe["folds"]
     first = next(iter(recipe["summary"]))  # the recipe's model with delays
     p = recipe["summary"][first]["test_accuracy_mean"]
-    lines = ["One-fold probes of the recipe above, each measured by `cross_validate.py` with the recipe's command, "
-             f"the overrides shown and `--only-folds`: test accuracy on the held-out fold ({size} recordings: one "
+    lines = ["Probes of the recipe above, each measured by `cross_validate.py` with the recipe's command, the "
+             "overrides shown and `--only-folds` (one fold), or without it and not finished (the folds ended so "
+             f"far, `partial` says how many): test accuracy on the held-out fold ({size} recordings: one "
              f"probe's sampling error is about {100 * np.sqrt(p * (1 - p) / size):.1f} points at the recipe's "
              f"{first.replace('_', ' ')} accuracy) beside the recipe's on the same fold; training accuracy over the final epoch; the probe's "
              "seconds per epoch (its process's own); code: the commit it ran from.", "",
@@ -288,6 +304,7 @@ def cv_probes_report(results: list[dict]) -> str:
              "s per epoch | code |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     codes = [_code([x for runs in r["runs"].values() for x in runs]) for r in results]
     for r, label in zip(probes, _labels(changes, codes)[1:]):
+        label += _partial(r)
         for name, runs in r["runs"].items():
             if name not in recipe["runs"]:
                 raise ValueError(f"the recipe has no {name} runs to compare `{r['command']}` with")

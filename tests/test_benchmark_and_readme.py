@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -165,10 +166,19 @@ def test_cross_validation_probes_table_sets_each_probe_beside_the_recipe_on_its_
     assert table[-1] == "| b=3 | delays | 1 | 85.00 % | 80.00 % | 99.00 % | 97.00 % | 3.2 | 0123456+changes |"
     with pytest.raises(ValueError, match="is not measured as"):  # other folds: not comparable
         report.cv_probes_report([recipe, {**probe, "command": probe["command"].replace("--folds 2", "--folds 2 --seed 1")}])
-    with pytest.raises(ValueError, match="incomplete"):  # --only-folds 0 1 with one fold measured so far
-        report.cv_probes_report([recipe, {**probe, "command": probe["command"].replace("--only-folds 1", "--only-folds 0 1")}])
-    with pytest.raises(ValueError, match="incomplete"):  # a probe still running has no summary yet
-        report.cv_probes_report([recipe, {**probe, "summary": {}}])
+    # a probe not finished shows the folds it has and says it is partial: --only-folds 0 1 with one fold in,
+    assert report.cv_probes_report([recipe, {**probe, "command": probe["command"].replace(
+        "--only-folds 1", "--only-folds 0 1")}]).splitlines()[-1] == table[-1].replace("b=3", "b=3 (partial: 1 of 2 folds)")
+    # its last fold in but no summary yet (written as the command ends),
+    assert report.cv_probes_report([recipe, {**probe, "summary": {}}]).splitlines()[-1] == \
+        table[-1].replace("b=3", "b=3 (partial: 1 of 1 folds)")
+    # a full run (no --only-folds) of both models with its first delays fold in
+    running = {**probe, "command": probe["command"].replace(" --only-folds 1 --ablations delays", ""), "summary": {},
+               "runs": {"delays": probe["runs"]["delays"], "no_delays": []}}
+    assert report.cv_probes_report([recipe, running]).splitlines()[-1] == \
+        table[-1].replace("b=3", "b=3 (partial: 1 of 4 folds)")
+    with pytest.raises(ValueError, match="incomplete"):  # the recipe itself must be complete
+        report.cv_probes_report([{**recipe, "summary": {}}, probe])
 
 
 def test_readme_zoo_table_is_generated_from_the_shipped_models():
@@ -280,6 +290,7 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert [untimed(r) for r in resumed["runs"]["no_delays"]] == [untimed(r) for r in parallel["runs"]["no_delays"]]
     assert resumed["summary"]["no_delays"]["test_accuracy_mean"] == parallel["summary"]["no_delays"]["test_accuracy_mean"]
     assert "--resume" not in resumed["command"]
+    assert [r["xla_flags"] for rs in resumed["runs"].values() for r in rs] == [os.environ.get("XLA_FLAGS", "")] * 4
     report.cross_validation_report(resumed)
     # ... and refuses a file measured otherwise, or holding folds this command would not train
     proc = subprocess.run(command + recipe[:-1] + ["trainer.batch_size=8"], cwd=ROOT, capture_output=True, text=True,
@@ -308,6 +319,7 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
             head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                                   text=True, check=True).stdout.strip()
             assert all(r["code"] in (head, head + "+changes") for r in two)
+        assert all(r["xla_flags"] == os.environ.get("XLA_FLAGS", "") for r in two)  # and the flags it ran under
         assert results[2]["summary"][name] == results[1]["summary"][name]
     report.delay_task_report(results[2])
     out = tmp_path / "subset.json"  # one seed of one model: the same run as in the full benchmark
@@ -339,6 +351,12 @@ def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
                                                                                    else []),
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and complaint in proc.stderr, proc.stderr
+    # ... nor continues them under other XLA flags: on CPU they set the threading, so the summation order
+    other = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "delay_task.py"), "--resume", "--seeds", "2",
+                           "--test-examples", "64", "--out", str(tmp_path / "jobs1.json"), "--", *small],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "XLA_FLAGS": other})
+    assert proc.returncode == 2 and f"this process has XLA_FLAGS={other!r}" in proc.stderr, proc.stderr
     results[2]["runs"]["no_delays"].pop()  # what an interrupted run leaves is refused
     del results[2]["summary"]["no_delays"]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['no_delays'\]\)"):

@@ -171,6 +171,14 @@ def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients(
     assert float(jnp.abs(ref_grads.convs[0].weight).sum()) == 0 < float(jnp.abs(grads.convs[0].weight).sum())
     short = swap_queues(stepped, lambda d: queues.Scheduled(max_delay=d, capacity=4))
     assert int(jax.vmap(short)(spikes)[1]["dropped"].min()) > 0
+    # a capacity below the raster's size (20 x 36 pooled units) that drops nothing only pads the events with
+    # zeros: the same values and gradients to the bit, at less cost
+    padded = swap_queues(stepped, lambda d: queues.Scheduled(max_delay=d, capacity=360))
+    (less, less_stats), less_grads = eqx.filter_value_and_grad(loss, has_aux=True)(padded)
+    assert int(less_stats["dropped"].sum()) == 0 and less == value
+    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(less_grads, eqx.is_array)),
+                    jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
     # every delay 0 (the no-delay ablation): a unit's spike of step 0 reaches the dense layer just after 0
     zero = eqx.tree_at(lambda m: (m.map_delays, m.dense.delays), stepped,
                        (jnp.zeros_like(stepped.map_delays), jnp.zeros_like(stepped.dense.delays)))
