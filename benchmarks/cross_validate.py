@@ -18,9 +18,9 @@ no_delays:init_from=...`` gives the ablation its own starting point (one trained
 change at a fifth of the cost (`report.py` shows such a partial result only as a probe, beside the
 recipe's result on the same fold). ``--resume`` keeps the folds `--out` already holds (the file is saved
 after every fold) and trains only the missing ones; it refuses a file measured with another recipe, folds,
-seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its commit, `code`: on CPU the flags
-set the threading, hence the order of summation), or holding folds this command would not train. ``--jobs N`` trains N folds at a time,
-each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
+seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its commit, `code`: on CPU the
+flags set the threading, hence the order of summation), or holding folds this command would not train.
+``--jobs N`` trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
 the cores it shares with the others).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays

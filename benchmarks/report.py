@@ -126,14 +126,20 @@ def report(results) -> str:
     return "\n".join(parts)
 
 
+def _unfinished(results, runs_each: int | None) -> list[str]:
+    """The models of a results file whose runs are not all there (no summary yet, or fewer runs than
+    ``runs_each``; None: the count its summary states)."""
+    summary = results["summary"]
+    return [name for name, runs in results["runs"].items() if name not in summary
+            or len(runs) != (runs_each if runs_each is not None else summary[name]["seeds"])]
+
+
 def refuse_unfinished(results, runs_each: int | None, what: str) -> None:
     """The benchmarks save after every run, so an interrupted or still-running one leaves a valid but
     partial file: refuse it rather than publish a table with missing rows. ``runs_each``: the runs every
     ablation needs (None: the count its summary states)."""
-    summary = results["summary"]
-    unfinished = [name for name, runs in results["runs"].items() if name not in summary
-                  or len(runs) != (runs_each if runs_each is not None else summary[name]["seeds"])]
-    if unfinished or not summary:
+    unfinished = _unfinished(results, runs_each)
+    if unfinished or not results["summary"]:
         raise ValueError(f"{what} results are incomplete (unfinished: {unfinished or 'all'}); "
                          f"rerun `{results['command']}` to the end")
 
@@ -275,10 +281,10 @@ def _partial(results: dict) -> str:
     command makes (still running, or stopped and to be continued with ``--resume``; each model's summary is
     written when the command ends), else ``""``."""
     folds = len(_only_folds(results["command"])) or results["folds"]
+    if not _unfinished(results, folds):
+        return ""
     finished = sum(len(runs) for runs in results["runs"].values())
-    total = folds * len(results["runs"])
-    complete = finished == total and all(name in results["summary"] for name in results["runs"])
-    return "" if complete else f" (partial: {finished} of {total} folds)"
+    return f" (partial: {finished} of {folds * len(results['runs'])} folds)"
 
 
 def cv_probes_report(results: list[dict]) -> str:
