@@ -57,7 +57,7 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
     start = time.perf_counter()
     model, metrics = trainer.fit(model, train, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start
-    logits, _ = jax.jit(jax.vmap(model))(test.spikes, test.times)
+    logits, stats = jax.jit(jax.vmap(model))(test.spikes, test.times)
     epochs = metrics["history"]
     fitted = len(train) - int(round(trainer.val_fraction * len(train)))  # as SurrogateTrainer.fit splits
     trained_per_epoch = (fitted // trainer.batch_size) * trainer.batch_size
@@ -67,6 +67,8 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
             "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
+            # the test's own delivery: a spike dropped there changes the accuracy this run reports
+            "test_dropped_spikes": int(np.asarray(stats["dropped"]).sum()),
             "code": code, "xla_flags": xla_flags()}
 
 

@@ -352,18 +352,48 @@ def spyx_report(results) -> str:
     return "\n".join(lines)
 
 
+def _dropped(runs: list[dict]) -> str:
+    """Spikes the queues dropped, summed over the folds: in every training epoch / in the test; a run made
+    before the count was kept says so rather than counting as none."""
+    def total(counts):
+        counts = list(counts)
+        return "not recorded" if any(c is None for c in counts) else str(sum(counts))
+    train = total(h.get("dropped_spikes") for r in runs for h in r.get("history") or [{}])
+    return f"{train} / {total(r.get('test_dropped_spikes') for r in runs)}"
+
+
 def cross_validation_report(results) -> str:
     refuse_unfinished(results, results["folds"], "cross-validation")
     lines = [f"Measured by `{results['command']}` ({results['device']}, {results['cpu_count']} cores): "
              f"{results['folds']}-fold stratified cross-validation over {results['examples']} examples; test "
              "accuracy of each held-out fold, mean ± std over folds; epoch time and training samples/s in the "
-             "steady state (after compilation).", "",
-             "| model | test accuracy | epochs | s per epoch | samples/s | overrides |", "|---|---:|---:|---:|---:|---|"]
+             "steady state (after compilation); spikes the queues dropped, over all folds, in training (every "
+             "epoch) / in the test.", "",
+             "| model | test accuracy | epochs | s per epoch | samples/s | dropped spikes | overrides |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for name, s in results["summary"].items():
         lines.append(f"| {name.replace('_', ' ')} | {100 * s['test_accuracy_mean']:.2f} ± "
                      f"{100 * s['test_accuracy_std']:.2f} % | {s['epochs']} | {s['epoch_seconds']:.1f} | "
-                     f"{s['samples_per_second']:.1f} | {' '.join(s['overrides']) or '(recipe)'} |")
+                     f"{s['samples_per_second']:.1f} | {_dropped(results['runs'][name])} | "
+                     f"{' '.join(s['overrides']) or '(recipe)'} |")
+    if {"delays", "no_delays"} <= set(results["summary"]):
+        lines += ["", _paired(results["runs"]["delays"], results["runs"]["no_delays"])]
     return "\n".join(lines)
+
+
+def _paired(delays: list[dict], no_delays: list[dict]) -> str:
+    """Delays against no delays fold by fold: both models of a fold are tested on the same recordings, so
+    their difference carries none of the spread between folds that the two means carry."""
+    # runs made before they named their fold were saved by a loop over the folds in order
+    def by_fold(runs):
+        return {r.get("fold", i): r["test_accuracy"] for i, r in enumerate(runs)}
+    with_, without = by_fold(delays), by_fold(no_delays)
+    if set(with_) != set(without):
+        raise ValueError(f"delays ran folds {sorted(with_)}, no delays folds {sorted(without)}: not paired")
+    diffs = np.array([with_[f] - without[f] for f in sorted(with_)])
+    return (f"Paired by fold, delays minus no delays: {100 * diffs.mean():+.2f} ± {100 * diffs.std():.2f} points; "
+            f"delays ahead on {(diffs > 0).sum()} of {len(diffs)} folds, level on {(diffs == 0).sum()}, "
+            f"behind on {(diffs < 0).sum()}.")
 
 
 def eventprop_report(results) -> str:

@@ -243,7 +243,10 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert results["summary"]["no_delays"]["overrides"] == ["model.init_delay=0", "optim.lr_delays=0", "trainer.epochs=1"]
     assert [len(r["history"]) for r in results["runs"]["no_delays"]] == [1, 1]  # the ablation's own override
     assert [len(r["history"]) for r in results["runs"]["delays"]] == [2, 2]  # ... and only the ablation's
-    report.cross_validation_report(results)
+    for name, runs in results["runs"].items():  # the test's own dropped spikes are counted beside training's
+        assert all(isinstance(r["test_dropped_spikes"], int) and r["test_dropped_spikes"] >= 0 for r in runs)
+        assert f"| {report._dropped(runs)} |" in report.cross_validation_report(results)
+    assert "not recorded" not in report.cross_validation_report(results)
     # one fold alone (a probe) is the same run as in the full cross-validation, and not a table
     one = tmp_path / "fold1.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--only-folds", "1",
@@ -298,6 +301,28 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert proc.returncode != 0 and "was measured with overrides" in proc.stderr
     proc = subprocess.run(command + ["--only-folds", "0"] + recipe, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "holds runs this command does not make (delays fold 1, no_delays fold 1)" in proc.stderr
+
+
+def test_cross_validation_table_counts_dropped_spikes_and_never_guesses_a_missing_count():
+    runs = [{"history": [{"dropped_spikes": 3}, {"dropped_spikes": 0}], "test_dropped_spikes": 1},
+            {"history": [{"dropped_spikes": 2}], "test_dropped_spikes": 0}]
+    assert report._dropped(runs) == "5 / 1"
+    del runs[1]["test_dropped_spikes"]  # a run made before the test's count was kept
+    assert report._dropped(runs) == "5 / not recorded"
+    del runs[0]["history"][1]["dropped_spikes"]
+    assert report._dropped(runs) == "not recorded / not recorded"
+    del runs[0]["history"]
+    assert report._dropped(runs) == "not recorded / not recorded"
+
+
+def test_cross_validation_compares_delays_with_no_delays_fold_by_fold():
+    delays = [{"fold": f, "test_accuracy": a} for f, a in enumerate([0.95, 0.94, 0.90])]
+    no_delays = [{"fold": f, "test_accuracy": a} for f, a in reversed(list(enumerate([0.95, 0.92, 0.93])))]
+    assert report._paired(delays, no_delays) == (  # differences 0, +2, -3 points, matched by fold not by order
+        "Paired by fold, delays minus no delays: -0.33 ± 2.05 points; delays ahead on 1 of 3 folds, level on 1, "
+        "behind on 1.")
+    with pytest.raises(ValueError, match=r"delays ran folds \[0, 1, 2\], no delays folds \[1, 2\]: not paired"):
+        report._paired(delays, no_delays[:2])
 
 
 def test_seed_benchmark_gives_the_same_runs_in_parallel_processes(tmp_path):
