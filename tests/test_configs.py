@@ -95,7 +95,7 @@ def test_config_groups_compose_onto_their_constructors():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from zoo.data import Compose, RandomAffine, RandomShift
+    from zoo.data import Compose, RandomAffine, RandomDrop, RandomShift
     from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy
     from zoo.trainer import EventPropTrainer
 
@@ -113,6 +113,9 @@ def test_config_groups_compose_onto_their_constructors():
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         affine = compose(config_name="config", overrides=["augment=affine", "trainer.augment.augments.0.max_rotation=20"])
     assert instantiate(affine.trainer).augment == Compose((RandomAffine(20, 0.1), RandomShift(1)))
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        drop = compose(config_name="config", overrides=["augment=shift_drop", "trainer.augment.augments.1.max_drop=0.2"])
+    assert instantiate(drop.trainer).augment == Compose((RandomShift(1), RandomDrop(0.2)))
     assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
 

@@ -83,6 +83,25 @@ def test_random_shift_moves_whole_frames_and_needs_a_frame():
         RandomShift(-1)
 
 
+def test_random_drop_thins_each_example_at_its_own_rate_and_keeps_times():
+    from zoo.data import RandomDrop
+
+    rng = np.random.default_rng(5)
+    spikes = rng.integers(0, 4, (100, 40, 100)).astype(np.uint8)
+    times = rng.uniform(0, 1, spikes.shape).astype(np.float32)
+    data = SpikeDataset(spikes, np.zeros(100, np.int32), 1, times)  # no frame: any dataset
+    out = RandomDrop(0.5)(data, np.random.default_rng(0))
+    assert out.spikes.dtype == spikes.dtype and np.all(out.spikes <= spikes)  # only ever removes spikes
+    np.testing.assert_array_equal(out.times, times)
+    kept = out.spikes.sum((1, 2)) / spikes.sum((1, 2))
+    rates = np.random.default_rng(0).uniform(0, 0.5, 100)  # the rates it drew, in its order
+    np.testing.assert_allclose(kept, 1 - rates, atol=0.03)  # ~6,000 spikes per example: binomial sd < 0.007
+    assert kept.min() < 0.55 and kept.max() > 0.95  # rates spread over [0, max_drop]
+    np.testing.assert_array_equal(RandomDrop(0.0)(data, np.random.default_rng(1)).spikes, spikes)
+    with pytest.raises(ValueError, match=r"`max_drop` must be in \[0, 1\)"):
+        RandomDrop(1.0)
+
+
 def test_random_affine_rotates_and_scales_whole_frames_about_the_centre():
     from zoo.data import Compose, RandomAffine, RandomShift
 

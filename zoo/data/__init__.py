@@ -1,6 +1,6 @@
 """Datasets: generated tasks and event-camera recordings, loaded as spike rasters."""
 
-from .augment import Compose, RandomAffine, RandomShift
+from .augment import Compose, RandomAffine, RandomDrop, RandomShift
 from .delay_task import DelayTask, SpikeDataset
 from .events import EVENT_DTYPE, NMNIST, BadEventFile, HOTSLetters, RasterSpec, read_event_file
 from .saccades import SaccadeDigits
@@ -8,4 +8,4 @@ from .recordings import TONIC_DATASETS, HOTSLettersRasters, NMNISTRasters, Tonic
 from .yinyang import YinYang
 
 __all__ = ["BadEventFile", "Compose", "DelayTask", "EVENT_DTYPE", "HOTSLetters", "HOTSLettersRasters", "NMNIST", "NMNISTRasters",
-           "RandomAffine", "RandomShift", "RasterSpec", "SaccadeDigits", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]
+           "RandomAffine", "RandomDrop", "RandomShift", "RasterSpec", "SaccadeDigits", "SpikeDataset", "TONIC_DATASETS", "TonicRasters", "YinYang", "read_event_file"]

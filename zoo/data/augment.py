@@ -87,6 +87,26 @@ class RandomAffine:
 
 
 @dataclass(frozen=True)
+class RandomDrop:
+    r"""Drop spikes at random, as a sensor that misses events would (EventDrop, Gu et al., IJCAI 2021):
+    every example draws its own rate :math:`r \sim U[0, \text{max\_drop}]` and keeps each of its spikes
+    independently with probability :math:`1 - r`, so a bin of :math:`k` spikes keeps
+    :math:`\text{Binomial}(k, 1 - r)`. Spike times stay as they are (a kept spike keeps its time; the time
+    of an emptied bin is never read). Works on any dataset, with or without a frame."""
+
+    max_drop: float = 0.2
+
+    def __post_init__(self):
+        if not 0 <= self.max_drop < 1:
+            raise ValueError(f"RandomDrop: `max_drop` must be in [0, 1), got {self.max_drop!r}")
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        rates = rng.uniform(0.0, self.max_drop, len(data))
+        kept = rng.binomial(data.spikes, (1.0 - rates)[:, None, None]).astype(data.spikes.dtype)
+        return SpikeDataset(kept, data.labels, data.classes, data.times, data.frame)
+
+
+@dataclass(frozen=True)
 class Compose:
     """Apply augmentations in order, each drawing from the same generator (like ``optax.chain``):
     ``Compose([RandomAffine(15, 0.1), RandomShift(1)])``."""
