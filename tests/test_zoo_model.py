@@ -127,6 +127,13 @@ def test_stacked_conv_blocks_read_the_pooled_spikes_below_and_all_learn():
 
     logits, stats = jax.vmap(net)(spikes)
     assert logits.shape == (3, 3) and int(stats["dropped"].sum()) == 0
+    from zoo.build import reconfigured
+    half_net = reconfigured(net, dtype=jnp.bfloat16)  # a bfloat16 variant (zoo.autotune)
+    maps, _ = half_net._conv_block(half_net.convs[0], spikes[0].reshape(20, *frame).astype(jnp.bfloat16), beta,
+                                   net.spike_fn())
+    assert maps.dtype == jnp.bfloat16  # what the second block's bfloat16 convolution reads
+    half, half_stats = jax.vmap(half_net)(spikes.astype(jnp.bfloat16))
+    assert np.all(np.isfinite(np.asarray(half, np.float32))) and int(half_stats["dropped"].sum()) == 0
     grads = eqx.filter_grad(lambda m: jnp.sum(jnp.tanh(jax.vmap(m)(spikes)[0])))(net)
     for g in (grads.convs[0].weight, grads.convs[1].weight, grads.map_delays, grads.dense.delays):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0
