@@ -315,6 +315,15 @@ def test_cross_validation_table_counts_dropped_spikes_and_never_guesses_a_missin
     assert report._dropped(runs) == "not recorded / not recorded"
 
 
+def test_the_conv_zoo_model_is_trained_by_the_cross_validated_recipe():
+    """The README says the 5-fold conv recipe ships as `delayed_conv.nmnist`: one recipe, not two that drift."""
+    import shlex
+
+    import zoo
+    command = json.loads((ROOT / "benchmarks" / "nmnist_cv_conv_cpu.json").read_text())["command"]
+    assert list(zoo.registry.get_entry("delayed_conv.nmnist").recipe) == shlex.split(command.split(" -- ", 1)[1])
+
+
 def test_cross_validation_compares_delays_with_no_delays_fold_by_fold():
     delays = [{"fold": f, "test_accuracy": a} for f, a in enumerate([0.95, 0.94, 0.90])]
     no_delays = [{"fold": f, "test_accuracy": a} for f, a in reversed(list(enumerate([0.95, 0.92, 0.93])))]
