@@ -95,7 +95,7 @@ def test_config_groups_compose_onto_their_constructors():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from zoo.data import Compose, RandomAffine, RandomDrop, RandomShift
+    from zoo.data import Compose, Identity, OneOf, RandomAffine, RandomDrop, RandomDropArea, RandomDropTime, RandomShift
     from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy
     from zoo.trainer import EventPropTrainer
 
@@ -116,6 +116,11 @@ def test_config_groups_compose_onto_their_constructors():
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         drop = compose(config_name="config", overrides=["augment=shift_drop", "trainer.augment.augments.1.max_drop=0.2"])
     assert instantiate(drop.trainer).augment == Compose((RandomShift(1), RandomDrop(0.2)))
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        eventdrop = compose(config_name="config", overrides=["augment=eventdrop",
+                                                             "trainer.augment.augments.1.augments.3.max_fraction=0.2"])
+    assert instantiate(eventdrop.trainer).augment == Compose((RandomShift(1), OneOf((
+        Identity(), RandomDrop(0.4), RandomDropTime(0.2), RandomDropArea(0.2)))))
     assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
 

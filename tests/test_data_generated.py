@@ -102,6 +102,76 @@ def test_random_drop_thins_each_example_at_its_own_rate_and_keeps_times():
         RandomDrop(1.0)
 
 
+def test_random_drop_time_empties_one_window_of_steps_per_example():
+    from zoo.data import RandomDropTime
+
+    spikes = np.ones((300, 40, 6), np.uint8)  # every bin holds a spike: what is missing was dropped
+    times = np.random.default_rng(2).uniform(0, 1, spikes.shape).astype(np.float32)
+    out = RandomDropTime(0.5)(SpikeDataset(spikes, np.zeros(300, np.int32), 1, times), np.random.default_rng(0))
+    assert out.spikes.dtype == np.uint8
+    np.testing.assert_array_equal(out.times, times)
+    blind = out.spikes.sum(2) == 0  # (examples, steps)
+    assert np.all((out.spikes == 0) == blind[:, :, None])  # whole steps, every channel
+    lengths = np.rint(np.random.default_rng(0).uniform(0, 0.5, 300) * 40).astype(int)  # the drawn windows
+    np.testing.assert_array_equal(blind.sum(1), lengths)
+    for row, length in zip(blind, lengths):  # one window of consecutive steps
+        start = np.argmax(row) if length else 0
+        assert row[start:start + length].all()
+    starts = [np.argmax(row) for row in blind if row.any() and not row.all()]
+    assert min(starts) == 0 and max(starts) > 20  # anywhere in the recording, from its first step
+    with pytest.raises(ValueError, match=r"RandomDropTime: `max_fraction` must be in \[0, 1\)"):
+        RandomDropTime(1.0)
+
+
+def test_random_drop_area_empties_one_rectangle_in_every_step_and_polarity():
+    from zoo.data import RandomDropArea
+
+    frame = (2, 20, 30)
+    spikes = np.ones((300, 4, 2 * 20 * 30), np.uint8)
+    out = RandomDropArea(0.5)(SpikeDataset(spikes, np.zeros(300, np.int32), 1, frame=frame), np.random.default_rng(0))
+    frames = out.spikes.reshape(300, 4, *frame)
+    assert np.all(frames == frames[:, :1, :1])  # the same pixels in every step and both polarities
+    fractions = np.random.default_rng(0).uniform(0, 0.5, 300)
+    for f, occluded in zip(fractions, frames[:, 0, 0] == 0):
+        rows, cols = np.flatnonzero(occluded.any(1)), np.flatnonzero(occluded.any(0))
+        assert occluded.sum() == rows.size * cols.size == round(f * 20) * round(f * 30)  # one full rectangle
+        if rows.size:
+            assert np.all(np.diff(rows) == 1) and np.all(np.diff(cols) == 1)
+    with pytest.raises(ValueError, match="no frame shape"):
+        RandomDropArea(0.3)(SpikeDataset(spikes, np.zeros(300, np.int32), 1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"RandomDropArea: `max_fraction` must be in \[0, 1\)"):
+        RandomDropArea(-0.1)
+
+
+def test_one_of_gives_each_example_one_augmentation_and_keeps_labels():
+    from zoo.data import Identity, OneOf
+
+    rng = np.random.default_rng(4)
+    spikes = rng.integers(1, 4, (400, 10, 5)).astype(np.uint8)
+    labels = rng.integers(0, 3, 400).astype(np.int32)
+    times = rng.uniform(0, 1, spikes.shape).astype(np.float32)
+    data = SpikeDataset(spikes, labels, 3, times)
+
+    def silence(d, _):  # empties whatever it is given, and tells how many it was given
+        silence.seen.append(len(d))
+        return SpikeDataset(np.zeros_like(d.spikes), d.labels, d.classes, d.times + 1, d.frame)
+    silence.seen = []
+
+    out = OneOf([Identity(), silence])(data, np.random.default_rng(0))
+    chosen = np.random.default_rng(0).integers(0, 2, 400)  # its first draw: one choice per example
+    assert silence.seen == [(chosen == 1).sum()] and 150 < silence.seen[0] < 250  # only the examples that drew it
+    np.testing.assert_array_equal(out.spikes[chosen == 0], spikes[chosen == 0])
+    np.testing.assert_array_equal(out.times[chosen == 0], times[chosen == 0])
+    assert not out.spikes[chosen == 1].any()
+    np.testing.assert_array_equal(out.times[chosen == 1], times[chosen == 1] + 1)  # its times travel too
+    np.testing.assert_array_equal(out.labels, labels)
+    np.testing.assert_array_equal(data.spikes, spikes)  # the input is not changed in place
+    with pytest.raises(ValueError, match="at least one augmentation"):
+        OneOf([])
+    with pytest.raises(ValueError, match="OneOf: every augmentation must be callable"):
+        OneOf([0.5])
+
+
 def test_random_affine_rotates_and_scales_whole_frames_about_the_centre():
     from zoo.data import Compose, RandomAffine, RandomShift
 

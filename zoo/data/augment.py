@@ -97,13 +97,109 @@ class RandomDrop:
     max_drop: float = 0.2
 
     def __post_init__(self):
-        if not 0 <= self.max_drop < 1:
-            raise ValueError(f"RandomDrop: `max_drop` must be in [0, 1), got {self.max_drop!r}")
+        _fraction("RandomDrop", "max_drop", self.max_drop)
 
     def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
         rates = rng.uniform(0.0, self.max_drop, len(data))
         kept = rng.binomial(data.spikes, (1.0 - rates)[:, None, None]).astype(data.spikes.dtype)
         return SpikeDataset(kept, data.labels, data.classes, data.times, data.frame)
+
+
+def _fraction(name: str, field: str, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}: `{field}` must be in [0, 1), got {value!r}")
+
+
+@dataclass(frozen=True)
+class RandomDropTime:
+    r"""Drop every spike of a random window of steps, as a sensor blind for a while would (EventDrop's drop
+    by time): every example draws a fraction :math:`f \sim U[0, \text{max\_fraction}]` and loses all its
+    spikes in :math:`\operatorname{round}(f \cdot \text{steps})` consecutive steps from a uniformly drawn
+    start (the window lies inside the recording). Works on any dataset, with or without a frame."""
+
+    max_fraction: float = 0.2
+
+    def __post_init__(self):
+        _fraction("RandomDropTime", "max_fraction", self.max_fraction)
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        lengths = np.rint(rng.uniform(0.0, self.max_fraction, len(data)) * data.steps).astype(int)
+        starts = rng.integers(0, data.steps - lengths + 1)
+        steps = np.arange(data.steps)
+        blind = (steps >= starts[:, None]) & (steps < (starts + lengths)[:, None])  # (examples, steps)
+        kept = np.where(blind[:, :, None], 0, data.spikes).astype(data.spikes.dtype)
+        return SpikeDataset(kept, data.labels, data.classes, data.times, data.frame)
+
+
+@dataclass(frozen=True)
+class RandomDropArea:
+    r"""Drop every spike of a random rectangle of pixels, as an occluder would (EventDrop's drop by area):
+    every example draws a fraction :math:`f \sim U[0, \text{max\_fraction}]` and loses, in all steps and
+    both polarities, the spikes of a :math:`\operatorname{round}(f H) \times \operatorname{round}(f W)`
+    rectangle at a uniformly drawn position inside the frame. Only for datasets with a ``frame`` shape."""
+
+    max_fraction: float = 0.3
+
+    def __post_init__(self):
+        _fraction("RandomDropArea", "max_fraction", self.max_fraction)
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        if data.frame is None:
+            raise ValueError("RandomDropArea: the dataset has no frame shape (polarities, height, width) to occlude")
+        pol, height, width = data.frame
+        fractions = rng.uniform(0.0, self.max_fraction, len(data))
+        rows, cols = np.rint(fractions * height).astype(int), np.rint(fractions * width).astype(int)
+        top, left = rng.integers(0, height - rows + 1), rng.integers(0, width - cols + 1)
+        y, x = np.arange(height), np.arange(width)
+        inside_y = (y >= top[:, None]) & (y < (top + rows)[:, None])  # (examples, height)
+        inside_x = (x >= left[:, None]) & (x < (left + cols)[:, None])  # (examples, width)
+        occluded = (inside_y[:, :, None] & inside_x[:, None, :])[:, None, None]  # (examples, 1, 1, H, W)
+        frames = data.spikes.reshape(len(data), data.steps, pol, height, width)
+        kept = np.where(occluded, 0, frames).astype(data.spikes.dtype).reshape(data.spikes.shape)
+        return SpikeDataset(kept, data.labels, data.classes, data.times, data.frame)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Leave the examples as they are: the "as recorded" choice of :class:`OneOf`."""
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        return data
+
+
+def _callables(name: str, augments) -> tuple:
+    augments = tuple(augments)  # a config's list, hashable and fixed
+    for augment in augments:
+        if not callable(augment):
+            raise ValueError(f"{name}: every augmentation must be callable (data, rng) -> data, got {augment!r}")
+    return augments
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Apply to each example one of ``augments``, drawn uniformly for that example, as EventDrop picks one of
+    its strategies per sample: ``OneOf([Identity(), RandomDrop(0.4), RandomDropTime(0.2), RandomDropArea(0.3)])``.
+    Each augmentation sees only the examples that drew it; labels are never changed."""
+
+    augments: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "augments", _callables("OneOf", self.augments))
+        if not self.augments:
+            raise ValueError("OneOf: needs at least one augmentation to choose from")
+
+    def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
+        chosen = rng.integers(0, len(self.augments), len(data))
+        spikes = data.spikes.copy()
+        times = None if data.times is None else data.times.copy()
+        for k, augment in enumerate(self.augments):
+            picked = np.flatnonzero(chosen == k)
+            if picked.size:
+                out = augment(data.subset(picked), rng)
+                spikes[picked] = out.spikes
+                if times is not None:
+                    times[picked] = out.times
+        return SpikeDataset(spikes, data.labels, data.classes, times, data.frame)
 
 
 @dataclass(frozen=True)
@@ -114,10 +210,7 @@ class Compose:
     augments: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "augments", tuple(self.augments))  # a config's list, hashable and fixed
-        for augment in self.augments:
-            if not callable(augment):
-                raise ValueError(f"Compose: every augmentation must be callable (data, rng) -> data, got {augment!r}")
+        object.__setattr__(self, "augments", _callables("Compose", self.augments))
 
     def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
         for augment in self.augments:
