@@ -20,7 +20,9 @@ recipe's result on the same fold). ``--resume`` keeps the folds `--out` already 
 after every fold) and trains only the missing ones; it refuses a file measured with another recipe, folds,
 seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its commit, `code`: on CPU the
 flags set the threading, hence the order of summation), or holding folds this command would not train.
-``--jobs N`` trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
+``--seed`` draws the folds and, unless the recipe sets ``seed=``, the model's seed (initial weights and data
+order): ``-- <recipe> seed=1`` trains the same folds from other weights, to see how far a fold's accuracy
+moves with the seed alone. ``--jobs N`` trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
 the cores it shares with the others).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
@@ -72,19 +74,20 @@ def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
             "code": code, "xla_flags": xla_flags()}
 
 
-def fold_task(overrides: list[str], folds: int, seed: int, fold: int, ablation: str) -> dict:
+def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str) -> dict:
     """One fold of one model from the recipe alone, as a spawned process runs it: the same data, folds and
     run as in the loop of one process."""
     cfg = compose_recipe(overrides)
-    train, test = instantiate(cfg.dataset).load().folds(folds, seed=seed)[fold]
-    return {"fold": fold, **run_fold(cfg, train, test, seed, ablation)}
+    train, test = instantiate(cfg.dataset).load().folds(folds, seed=fold_seed)[fold]
+    return {"fold": fold, **run_fold(cfg, train, test, cfg.seed, ablation)}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0, help="fold assignment, weights and data order")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="fold assignment; also weights and data order unless the recipe sets seed=")
     parser.add_argument("--ablations", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
     parser.add_argument("--ablation-override", action="append", default=[], metavar="ABLATION:OVERRIDE",
                         help="an override for one ablation only, e.g. no_delays:init_from=runs/saccades_nodelay")
@@ -113,7 +116,9 @@ def main(argv=None):
     results = {"command": "python benchmarks/cross_validate.py " + shlex.join(a for a in argv if a != "--resume"),
                "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": base.dataset._target_,
                "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
-    recipes = {name: args.overrides + ABLATIONS[name] + extra[name] + [f"seed={args.seed}"] for name in args.ablations}
+    recipes = {name: args.overrides + ABLATIONS[name] + extra[name] for name in args.ablations}
+    recipes = {name: r + ([] if any(o.startswith("seed=") for o in r) else [f"seed={args.seed}"])
+               for name, r in recipes.items()}
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
@@ -131,7 +136,7 @@ def main(argv=None):
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
             for i in todo[name]:
-                record(name, {"fold": i, **run_fold(cfg, *folds[i], args.seed, name)})
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], cfg.seed, name)})
     else:
         calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name))
                  for name, overrides in recipes.items() for i in todo[name]]

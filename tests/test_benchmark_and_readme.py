@@ -263,6 +263,19 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert [untimed(r) for r in alone["runs"]["delays"]] == [untimed(results["runs"]["delays"][1])]
     with pytest.raises(ValueError, match=r"incomplete \(unfinished: \['delays'\]\)"):
         report.cross_validation_report(alone)
+    # `seed=` in the recipe reseeds the model (weights, data order) on the same folds; --seed moves the folds too
+    def fold1(*options, recipe=("dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16")):
+        path = tmp_path / f"seed{len(list(tmp_path.iterdir()))}.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--only-folds",
+                        "1", "--ablations", "delays", "--out", str(path), *options, "--", *recipe],
+                       check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        return untimed(json.loads(path.read_text())["runs"]["delays"][0])
+
+    same = fold1(recipe=("dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16", "seed=0"))
+    assert same == untimed(alone["runs"]["delays"][0])  # seed=0 is --seed 0's own model seed
+    reseeded = fold1(recipe=("dataset.examples=64", "trainer.epochs=2", "model.hidden=4", "trainer.batch_size=16", "seed=1"))
+    refolded = fold1("--seed", "1")  # model seed 1 too, but other folds
+    assert reseeded["history"] != same["history"] and reseeded["history"] != refolded["history"]
     # two folds at a time, each in its own spawned process: the same runs, summaries and results file
     two = tmp_path / "jobs2.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--jobs", "2",
