@@ -52,7 +52,9 @@ from processes import completed
 from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, xla_flags
 
 
-def run_fold(cfg, train, test, seed: int, ablation: str) -> dict:
+def run_fold(cfg, train, test, ablation: str) -> dict:
+    """Train ``cfg`` (seeded by its ``seed``: weights and data order) on ``train``, test on ``test``."""
+    seed = cfg.seed
     code = code_version()  # as the run starts: a commit made while it trains is not the code it runs
     model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
@@ -79,7 +81,7 @@ def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablat
     run as in the loop of one process."""
     cfg = compose_recipe(overrides)
     train, test = instantiate(cfg.dataset).load().folds(folds, seed=fold_seed)[fold]
-    return {"fold": fold, **run_fold(cfg, train, test, cfg.seed, ablation)}
+    return {"fold": fold, **run_fold(cfg, train, test, ablation)}
 
 
 def main(argv=None):
@@ -117,8 +119,9 @@ def main(argv=None):
                "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": base.dataset._target_,
                "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
     recipes = {name: args.overrides + ABLATIONS[name] + extra[name] for name in args.ablations}
-    recipes = {name: r + ([] if any(o.startswith("seed=") for o in r) else [f"seed={args.seed}"])
-               for name, r in recipes.items()}
+    for overrides in recipes.values():  # the model's seed is the folds' unless the recipe sets its own
+        if not any(o.startswith("seed=") for o in overrides):
+            overrides.append(f"seed={args.seed}")
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
@@ -136,7 +139,7 @@ def main(argv=None):
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
             for i in todo[name]:
-                record(name, {"fold": i, **run_fold(cfg, *folds[i], cfg.seed, name)})
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], name)})
     else:
         calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name))
                  for name, overrides in recipes.items() for i in todo[name]]

@@ -110,6 +110,14 @@ def _fraction(name: str, field: str, value: float) -> None:
         raise ValueError(f"{name}: `{field}` must be in [0, 1), got {value!r}")
 
 
+def _random_windows(rng: np.random.Generator, size: int, lengths: np.ndarray) -> np.ndarray:
+    """``(len(lengths), size)`` masks: row ``i`` covers ``lengths[i]`` consecutive indices of ``range(size)``
+    from a uniformly drawn start, so the window lies inside."""
+    starts = rng.integers(0, size - lengths + 1)
+    index = np.arange(size)
+    return (index >= starts[:, None]) & (index < (starts + lengths)[:, None])
+
+
 @dataclass(frozen=True)
 class RandomDropTime:
     r"""Drop every spike of a random window of steps, as a sensor blind for a while would (EventDrop's drop
@@ -124,9 +132,7 @@ class RandomDropTime:
 
     def __call__(self, data: SpikeDataset, rng: np.random.Generator) -> SpikeDataset:
         lengths = np.rint(rng.uniform(0.0, self.max_fraction, len(data)) * data.steps).astype(int)
-        starts = rng.integers(0, data.steps - lengths + 1)
-        steps = np.arange(data.steps)
-        blind = (steps >= starts[:, None]) & (steps < (starts + lengths)[:, None])  # (examples, steps)
+        blind = _random_windows(rng, data.steps, lengths)  # (examples, steps)
         kept = np.where(blind[:, :, None], 0, data.spikes).astype(data.spikes.dtype)
         return SpikeDataset(kept, data.labels, data.classes, data.times, data.frame)
 
@@ -148,11 +154,8 @@ class RandomDropArea:
             raise ValueError("RandomDropArea: the dataset has no frame shape (polarities, height, width) to occlude")
         pol, height, width = data.frame
         fractions = rng.uniform(0.0, self.max_fraction, len(data))
-        rows, cols = np.rint(fractions * height).astype(int), np.rint(fractions * width).astype(int)
-        top, left = rng.integers(0, height - rows + 1), rng.integers(0, width - cols + 1)
-        y, x = np.arange(height), np.arange(width)
-        inside_y = (y >= top[:, None]) & (y < (top + rows)[:, None])  # (examples, height)
-        inside_x = (x >= left[:, None]) & (x < (left + cols)[:, None])  # (examples, width)
+        inside_y = _random_windows(rng, height, np.rint(fractions * height).astype(int))  # (examples, height)
+        inside_x = _random_windows(rng, width, np.rint(fractions * width).astype(int))  # (examples, width)
         occluded = (inside_y[:, :, None] & inside_x[:, None, :])[:, None, None]  # (examples, 1, 1, H, W)
         frames = data.spikes.reshape(len(data), data.steps, pol, height, width)
         kept = np.where(occluded, 0, frames).astype(data.spikes.dtype).reshape(data.spikes.shape)
