@@ -37,6 +37,7 @@ CVCV_START, CVCV_END = "<!-- CROSS_VALIDATION_CONV_VARIANTS:START -->", "<!-- CR
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROSS_VALIDATION_CONV_PROBES:END -->"
+FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
@@ -325,6 +326,30 @@ def cv_probes_report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def frame_cnn_report(results: list[dict]) -> str:
+    """One row per frame_cnn_reference.py results file, all on the same folds (the first file's options
+    before ``--`` but ``--time-bins``): the non-spiking CNN's frames per polarity, the train.py overrides
+    that differ from the first file's, and its test accuracy on each held-out fold, mean ± std."""
+    changes = _variant_rows(results, "frame CNN", lambda r: r["folds"], SAME_MEASUREMENT + ("--time-bins",))
+    lines = [f"Measured by `{results[0]['command']}` ({results[0]['device']}) and, in the other rows, the same "
+             "with the frames per polarity (`--time-bins`) and overrides shown: a non-spiking CNN, the "
+             "convolutional SNN's topology with ReLU units and no delays, on event-count frames; test accuracy "
+             "of each held-out fold, mean ± std over folds; training accuracy over the final epoch, mean over "
+             "folds; code: the commits its runs ran from.", "",
+             "| frames per polarity | overrides | test accuracy | per fold | training accuracy | code |",
+             "|---:|---|---:|---|---:|---|"]
+    for r, changed in zip(results, changes):
+        options, _ = _split_command(r["command"], ("--out",))
+        bins = options[options.index("--time-bins") + 1] if "--time-bins" in options else "1"
+        (name, runs), = r["runs"].items()
+        summary = r["summary"][name]
+        per_fold = ", ".join(f"{100 * x['test_accuracy']:.1f}" for x in runs)
+        lines.append(f"| {bins} | {' '.join(changed) or '(as the first row)'} | "
+                     f"{100 * summary['test_accuracy_mean']:.2f} ± {100 * summary['test_accuracy_std']:.2f} % | {per_fold} | "
+                     f"{100 * np.mean([x['history'][-1]['train_accuracy'] for x in runs]):.2f} % | {_code(runs)} |")
+    return "\n".join(lines)
+
+
 def dense_conv_report(results) -> str:
     lines = [f"Measured by `{results['command']}` ({results['device']}); training step = compiled `jax.grad` "
              "w.r.t. weights and delays; memory = XLA's compiled arguments + outputs + temporaries.", "",
@@ -487,6 +512,8 @@ def main(argv=None):
                         help="cross_validate.py results files: the conv recipe first, then variants of it")
     parser.add_argument("--cross-validation-conv-probes", nargs="+", metavar="FILE",
                         help="the conv recipe's cross_validate.py results, then one-fold probes (--only-folds)")
+    parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
+                        help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--crossing-search", help="a crossing_search.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
@@ -517,6 +544,8 @@ def main(argv=None):
                          CVCV_START, CVCV_END))
     if args.cross_validation_conv_probes:
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_probes]), CVCP_START, CVCP_END))
+    if args.frame_cnn:
+        sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

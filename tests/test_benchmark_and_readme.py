@@ -531,3 +531,33 @@ def test_crossing_search_benchmark_small_run(tmp_path):
                           "model=lif_network", "trainer=eventprop", "dataset=yinyang", "model.recurrent=true"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "feed-forward network" in bad.stderr
+
+
+def test_frame_cnn_reference_runs_the_recipes_folds_and_renders(tmp_path):
+    """The non-spiking reference trains on the same folds as cross_validate.py (every example tested once),
+    through the recipe's trainer, and refuses data without frames; report.py tabulates its files."""
+    def run(out, *options, recipe=("dataset=saccades", "dataset.examples=40", "dataset.cache_dir=" + str(tmp_path),
+                                   "trainer.epochs=2", "trainer.batch_size=8", "trainer.val_fraction=0.1")):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "frame_cnn_reference.py"), "--folds", "2",
+                               "--hidden", "8", "--features", "4", "--out", str(tmp_path / out), *options, "--",
+                               *recipe], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    one, three = run("one.json"), run("three.json", "--time-bins", "3")
+    assert one.returncode == 0 and three.returncode == 0, one.stderr[-2000:] + three.stderr[-2000:]
+    results = [json.loads((tmp_path / f).read_text()) for f in ("one.json", "three.json")]
+    for r in results:
+        runs = r["runs"]["frame_cnn"]
+        assert sum(x["test_examples"] for x in runs) == 40 and [x["fold"] for x in runs] == [0, 1]
+        assert all(0 <= x["test_accuracy"] <= 1 and len(x["history"]) == 2 for x in runs)
+    # the frames differ, so do the runs: the time bins reach the model
+    assert results[0]["runs"]["frame_cnn"][0]["history"] != results[1]["runs"]["frame_cnn"][0]["history"]
+    table = report.frame_cnn_report(results).splitlines()
+    assert [row.split(" | ")[:2] for row in table[-2:]] == [["| 1", "(as the first row)"], ["| 3", "(as the first row)"]]
+    mean = 100 * results[1]["summary"]["frame_cnn"]["test_accuracy_mean"]
+    assert f"| {mean:.2f} ± " in table[-1]
+    other = {**results[1], "command": results[1]["command"].replace("--folds 2", "--folds 2 --seed 1")}
+    with pytest.raises(ValueError, match="is not measured as"):  # other folds would not compare
+        report.frame_cnn_report([results[0], other])
+    with pytest.raises(ValueError, match="incomplete"):
+        report.frame_cnn_report([results[0], {**results[1], "summary": {}}])
+    frameless = run("none.json", recipe=("dataset.examples=16", "trainer.epochs=1"))
+    assert frameless.returncode == 2 and "has no frame shape" in frameless.stderr
