@@ -76,6 +76,7 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     ("YYV_START", "YYV_END", "variants_report", "yinyang_eventprop_cpu.json", "yinyang_eventprop_variants"),
     ("CVCV_START", "CVCV_END", "cv_variants_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_variants"),
     ("CVCP_START", "CVCP_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_probes"),
+    ("FCNN_START", "FCNN_END", "frame_cnn_report", "nmnist_cv_frame_cnn_cpu.json", "nmnist_cv_frame_cnn_variants"),
 ])
 def test_readme_variants_table_is_generated_from_the_committed_results(start, end, render, recipe, variants):
     readme = (ROOT / "README.md").read_text()
