@@ -5,7 +5,9 @@ Usage (the README's reference row: the conv recipe's data, folds, trainer, augme
     python benchmarks/frame_cnn_reference.py --folds 5 --out benchmarks/nmnist_cv_frame_cnn_cpu.json -- \
         dataset=nmnist dataset.root=../shared/data dataset.raster.spatial_factor=1.0 trainer.epochs=30 \
         trainer.batch_size=32 trainer.val_fraction=0.1 augment=shift trainer.augment.max_shift=1 \
-        optim.cosine_decay=true optim=adamw optim.weight_decay=0.1
+        optim.cosine_decay=true optim=adamw optim.weight_decay=0.1 optim.lr=0.001
+(the other rows: the same with ``--time-bins 3``, ``--time-bins 30``, or ``optim.lr=0.01``, the spiking recipe's
+rate, under which one fold diverges; each file's ``command`` is its own).
 
 Each example's spikes are summed over ``--time-bins`` equal spans of its steps (1: the whole recording; 3:
 about one per saccade) into one frame per polarity and span, log1p-scaled, and classified by
@@ -103,6 +105,8 @@ def main(argv=None):
     data = instantiate(cfg.dataset).load()
     if data.frame is None:
         parser.error(f"{cfg.dataset._target_} has no frame shape (polarities, height, width) to classify")
+    if not 1 <= args.time_bins <= data.steps:
+        parser.error(f"--time-bins {args.time_bins}: must lie in [1, {data.steps}] (the data's steps)")
     results = {"command": "python benchmarks/frame_cnn_reference.py " + shlex.join(argv),
                "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": cfg.dataset._target_,
                "examples": len(data), "folds": args.folds, "runs": {MODEL: []}, "summary": {}}
@@ -115,6 +119,7 @@ def main(argv=None):
     results["summary"][MODEL] = {"test_accuracy_mean": float(accs.mean()), "test_accuracy_std": float(accs.std())}
     print(json.dumps(results["summary"][MODEL]), flush=True)
     save(results, args.out)
+
 
 if __name__ == "__main__":
     main()

@@ -562,3 +562,5 @@ def test_frame_cnn_reference_runs_the_recipes_folds_and_renders(tmp_path):
         report.frame_cnn_report([results[0], {**results[1], "summary": {}}])
     frameless = run("none.json", recipe=("dataset.examples=16", "trainer.epochs=1"))
     assert frameless.returncode == 2 and "has no frame shape" in frameless.stderr
+    too_many = run("many.json", "--time-bins", "31")  # more spans than the rasters' 30 steps
+    assert too_many.returncode == 2 and "--time-bins 31: must lie in [1, 30]" in too_many.stderr
