@@ -52,10 +52,10 @@ from processes import completed
 from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, xla_flags
 
 
-def run_fold(cfg, train, test, ablation: str) -> dict:
-    """Train ``cfg`` (seeded by its ``seed``: weights and data order) on ``train``, test on ``test``."""
+def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
+    """Train ``cfg`` (seeded by its ``seed``: weights and data order) on ``train``, test on ``test``;
+    ``code`` is the commit the benchmark runs from (`code_version`)."""
     seed = cfg.seed
-    code = code_version()  # as the run starts: a commit made while it trains is not the code it runs
     model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
@@ -76,12 +76,12 @@ def run_fold(cfg, train, test, ablation: str) -> dict:
             "code": code, "xla_flags": xla_flags()}
 
 
-def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str) -> dict:
+def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str, code: str | None) -> dict:
     """One fold of one model from the recipe alone, as a spawned process runs it: the same data, folds and
     run as in the loop of one process."""
     cfg = compose_recipe(overrides)
     train, test = instantiate(cfg.dataset).load().folds(folds, seed=fold_seed)[fold]
-    return {"fold": fold, **run_fold(cfg, train, test, ablation)}
+    return {"fold": fold, **run_fold(cfg, train, test, ablation, code)}
 
 
 def main(argv=None):
@@ -111,6 +111,7 @@ def main(argv=None):
         parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: must be at least 1")
+    code = code_version(outputs=[args.out])
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
@@ -139,9 +140,9 @@ def main(argv=None):
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
             for i in todo[name]:
-                record(name, {"fold": i, **run_fold(cfg, *folds[i], name)})
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], name, code)})
     else:
-        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name))
+        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name, code))
                  for name, overrides in recipes.items() for i in todo[name]]
         for name, run in completed(calls, args.jobs):
             record(name, run)

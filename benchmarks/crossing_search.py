@@ -95,6 +95,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --); default: the Yin-Yang network")
     args = parser.parse_args(argv)
+    code = code_version(outputs=[args.out])  # as it starts: the code this process imported
     overrides = args.overrides or YINYANG
     cfg = compose_recipe(overrides + [f"seed={args.seed}"])
     data = instantiate(cfg.dataset).load()
@@ -121,7 +122,7 @@ def main(argv=None):
     for row in rows.values():
         row["max_spike_time_error"] = largest_difference(row.pop("spike_times"), reference)
     results = {"command": "python benchmarks/crossing_search.py " + shlex.join(argv),
-               "device": str(jax.devices()[0]), "jax": jax.__version__, "code": code_version(), "batch": args.batch,
+               "device": str(jax.devices()[0]), "jax": jax.__version__, "code": code, "batch": args.batch,
                "overrides": overrides, "searches": rows,
                "hidden_spikes_per_example": float(sum(np.isfinite(t).sum() for t in reference) / args.batch),
                "time_ratio_halving_over_newton": rows["halving"]["ms_per_training_step"]

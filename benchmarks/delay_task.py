@@ -45,8 +45,8 @@ def seeded(overrides: list[str], seed: int) -> list[str]:
     return overrides + [f"seed={seed}", f"dataset.seed={seed}"]
 
 
-def run(overrides: list[str], test_examples: int, seed: int, ablation: str) -> dict:
-    code = code_version()  # as the run starts: a commit made while it trains is not the code it runs
+def run(overrides: list[str], test_examples: int, seed: int, ablation: str, code: str | None) -> dict:
+    """One seed of one model; ``code`` is the commit the benchmark runs from (`code_version`)."""
     cfg = compose_recipe(seeded(overrides, seed))
     data = instantiate(cfg.dataset).load()
     model = initial_model(cfg, data, seed, ablation)
@@ -138,7 +138,8 @@ def main(argv=None):
             results.setdefault("reused", {"command": other["command"], "runs": {}})["runs"].setdefault(
                 name, []).extend(sorted(r["seed"] for r in runs))
     done = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
-    tasks = [(args.overrides + overrides, args.test_examples, seed, name)  # run()'s arguments
+    code = code_version(outputs=[args.out])
+    tasks = [(args.overrides + overrides, args.test_examples, seed, name, code)  # run()'s arguments
              for name, overrides in ablations.items() for seed in seeds if (name, seed) not in done]
 
     def record(name: str, result: dict) -> None:
@@ -148,9 +149,9 @@ def main(argv=None):
 
     if args.jobs == 1:
         for task in tasks:
-            record(task[-1], run(*task))
+            record(task[3], run(*task))
     else:
-        for name, result in completed([(task[-1], run, task) for task in tasks], args.jobs):
+        for name, result in completed([(task[3], run, task) for task in tasks], args.jobs):
             record(name, result)
     for name, overrides in ablations.items():
         accs = np.array([r["test_accuracy"] for r in results["runs"][name]])

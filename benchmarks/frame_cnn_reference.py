@@ -74,8 +74,7 @@ class FrameCNN(eqx.Module):
         return logits, {"dropped": jnp.zeros((), jnp.int32), "spikes": jnp.zeros(())}
 
 
-def run_fold(cfg, args, train, test) -> dict:
-    code = code_version()
+def run_fold(cfg, args, train, test, code: str | None) -> dict:
     model = FrameCNN(train.frame, train.classes, features=tuple(args.features), kernel=args.kernel,
                      hidden=args.hidden, time_bins=args.time_bins, key=jax.random.PRNGKey(args.seed))
     trainer = instantiate(cfg.trainer)
@@ -101,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --): data, trainer, optimiser")
     args = parser.parse_args(argv)
+    code = code_version(outputs=[args.out])
     cfg = compose_recipe(args.overrides)
     data = instantiate(cfg.dataset).load()
     if data.frame is None:
@@ -111,7 +111,7 @@ def main(argv=None):
                "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": cfg.dataset._target_,
                "examples": len(data), "folds": args.folds, "runs": {MODEL: []}, "summary": {}}
     for i, (train, test) in enumerate(data.folds(args.folds, seed=args.seed)):
-        run = {"fold": i, **run_fold(cfg, args, train, test)}
+        run = {"fold": i, **run_fold(cfg, args, train, test, code)}
         results["runs"][MODEL].append(run)
         print(f"fold {i}", json.dumps({k: v for k, v in run.items() if k != "history"}), flush=True)
         save(results, args.out)  # after every fold: an interrupted run keeps what it measured

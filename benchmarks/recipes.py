@@ -8,7 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Container
+from collections.abc import Container, Iterable
 
 from hydra import compose, initialize_config_dir
 
@@ -44,16 +44,25 @@ def initial_model(cfg, data, seed: int, ablation: str):
     return loaded
 
 
-def code_version() -> str | None:
+def code_version(outputs: Iterable[str] = (), root: str = ROOT) -> str | None:
     """The commit the code runs from (``+changes`` when tracked files differ from it), recorded with each
-    run so a result can be traced to the simulation that made it; None outside a git checkout."""
+    run so a result can be traced to the simulation that made it; None outside a git checkout.
+
+    A benchmark asks once, as it starts: its processes import the code then, so a commit made while it
+    trains is not the code it runs. ``outputs`` (the benchmark's own result files, which a resumed run
+    rewrites after every run while they are tracked) are results, not code: they do not count as changes."""
     def git(*args):
-        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=60)
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=60)
     try:
-        head, status = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+        head, top = git("rev-parse", "--short=12", "HEAD"), git("rev-parse", "--show-toplevel")
+        if head.returncode or top.returncode:
+            return None
+        inside = [os.path.relpath(os.path.realpath(p), os.path.realpath(top.stdout.strip())) for p in outputs]
+        excluded = [f":(top,exclude){p}" for p in inside if p.split(os.sep)[0] != os.pardir]
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded)
     except (OSError, subprocess.SubprocessError):
         return None
-    if head.returncode or status.returncode:
+    if status.returncode:
         return None
     return head.stdout.strip() + ("+changes" if status.stdout.strip() else "")
 

@@ -461,6 +461,32 @@ def test_cross_validation_refuses_an_override_for_an_unknown_ablation():
     assert proc.returncode != 0 and "'nodelay:init_from=x'" in proc.stderr and "no_delays" in proc.stderr
 
 
+def test_code_version_names_the_commit_and_counts_changed_code_not_the_runs_own_results(tmp_path):
+    """A resumed benchmark rewrites its own tracked results file after every run: that is no change of code,
+    while any other tracked change is; outside a git checkout there is no commit to name."""
+    from recipes import code_version
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "model.py").write_text("x = 1\n")
+    (repo / "results.json").write_text("{}\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "start"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    head = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    results = str(repo / "results.json")
+    assert code_version(root=str(repo)) == head
+    (repo / "results.json").write_text('{"runs": [1]}\n')
+    assert code_version(root=str(repo)) == head + "+changes"
+    assert code_version(outputs=[results], root=str(repo)) == head
+    assert code_version(outputs=[str(tmp_path / "elsewhere.json")], root=str(repo)) == head + "+changes"
+    (repo / "model.py").write_text("x = 2\n")
+    assert code_version(outputs=[results], root=str(repo)) == head + "+changes"
+    (tmp_path / "plain").mkdir()
+    assert code_version(root=str(tmp_path / "plain")) is None
+
+
 def test_recipe_benchmarks_start_from_init_from(tmp_path):
     """The recipe benchmarks start where `train.py init_from=` would, and refuse a no-delay ablation that
     would load learned delays (it would silently measure frozen learned delays, not zero delays)."""
