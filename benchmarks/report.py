@@ -249,21 +249,31 @@ def variants_report(results: list[dict], ablation: str = "delays") -> str:
 
 def cv_variants_report(results: list[dict]) -> str:
     """One row per cross_validate.py results file: the overrides that differ from the first file's (the
-    recipe) and each model's test accuracy, mean ± std over the same folds."""
+    recipe), each model's test accuracy, mean ± std over the same folds, and the first model's (delays)
+    difference from the recipe's fold by fold (`_fold_differences`), which the spread between folds does
+    not blur."""
     changes = _variant_rows(results, "cross-validation", lambda r: r["folds"])
     names = list(results[0]["summary"])
     if any(list(r["summary"]) != names for r in results):  # the same folds: _variant_rows checked --folds
         raise ValueError(f"every variant needs the recipe's models {names}")
+    first = names[0].replace("_", " ")
     lines = ["Variants of the recipe above, each row measured by `cross_validate.py` with the recipe's command and "
-             "the overrides shown: test accuracy of each held-out fold, mean ± std over folds; code: the commits "
-             "its runs ran from.", "",
-             "| variant | " + " | ".join(n.replace("_", " ") for n in names) + " | code |",
-             "|---|" + "---:|" * len(names) + "---|"]
+             "the overrides shown: test accuracy of each held-out fold, mean ± std over folds; the variant's "
+             f"{first} minus the recipe's on each fold, mean ± std over folds in points, and on how many folds it is "
+             "ahead, level and behind; code: the commits its runs ran from.", "",
+             "| variant | " + " | ".join(n.replace("_", " ") for n in names) + f" | {first}, paired with the recipe's "
+             "| code |", "|---|" + "---:|" * (len(names) + 1) + "---|"]
     codes = [_code([x for n in names for x in r["runs"][n]]) for r in results]
-    for r, label, code in zip(results, _labels(changes, codes), codes):
+    for i, (r, label, code) in enumerate(zip(results, _labels(changes, codes), codes)):
         cells = [f"{100 * r['summary'][n]['test_accuracy_mean']:.2f} ± {100 * r['summary'][n]['test_accuracy_std']:.2f} %"
                  for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {code} |")
+        if i == 0:
+            paired = "–"
+        else:
+            d = _fold_differences(r["runs"][names[0]], results[0]["runs"][names[0]], ("the variant", "the recipe"))
+            paired = (f"{100 * d.mean():+.2f} ± {100 * d.std():.2f}, ahead on {(d > 0).sum()} of {len(d)}, "
+                      f"level on {(d == 0).sum()}, behind on {(d < 0).sum()}")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {paired} | {code} |")
     return "\n".join(lines)
 
 
@@ -406,16 +416,22 @@ def cross_validation_report(results) -> str:
     return "\n".join(lines)
 
 
-def _paired(delays: list[dict], no_delays: list[dict]) -> str:
-    """Delays against no delays fold by fold: both models of a fold are tested on the same recordings, so
-    their difference carries none of the spread between folds that the two means carry."""
+def _fold_differences(runs: list[dict], others: list[dict], names: tuple[str, str]) -> np.ndarray:
+    """Test accuracy of ``runs`` minus that of ``others`` fold by fold: both are tested on the same
+    recordings in each fold, so the differences carry none of the spread between folds that the two means
+    carry. Refuses runs of other folds than ``others``'s (``names`` say whose)."""
     # runs made before they named their fold were saved by a loop over the folds in order
     def by_fold(runs):
         return {r.get("fold", i): r["test_accuracy"] for i, r in enumerate(runs)}
-    with_, without = by_fold(delays), by_fold(no_delays)
-    if set(with_) != set(without):
-        raise ValueError(f"delays ran folds {sorted(with_)}, no delays folds {sorted(without)}: not paired")
-    diffs = np.array([with_[f] - without[f] for f in sorted(with_)])
+    mine, theirs = by_fold(runs), by_fold(others)
+    if set(mine) != set(theirs):
+        raise ValueError(f"{names[0]} ran folds {sorted(mine)}, {names[1]} folds {sorted(theirs)}: not paired")
+    return np.array([mine[f] - theirs[f] for f in sorted(mine)])
+
+
+def _paired(delays: list[dict], no_delays: list[dict]) -> str:
+    """Delays against no delays fold by fold (`_fold_differences`)."""
+    diffs = _fold_differences(delays, no_delays, ("delays", "no delays"))
     return (f"Paired by fold, delays minus no delays: {100 * diffs.mean():+.2f} ± {100 * diffs.std():.2f} points; "
             f"delays ahead on {(diffs > 0).sum()} of {len(diffs)} folds, level on {(diffs == 0).sum()}, "
             f"behind on {(diffs < 0).sum()}.")

@@ -128,19 +128,29 @@ def test_cross_validation_variants_table_compares_the_same_folds():
         summary = {name: {"test_accuracy_mean": statistics.mean(a), "test_accuracy_std": statistics.pstdev(a)}
                    for name, a in accs.items()}
         return {"command": f"python benchmarks/cross_validate.py {options} --out x.json -- {overrides}", "folds": folds,
-                "runs": {name: [{"fold": i} for i in range(folds)] for name in accs}, "summary": summary}
+                "runs": {name: [{"fold": i, "test_accuracy": a[i]} for i in range(folds)] for name, a in accs.items()},
+                "summary": summary}
 
     recipe = results("--folds 2", "a=1 b=2", {"delays": [0.5, 0.7], "no_delays": [0.4, 0.4]})
     variant = results("--folds 2 --jobs 2", "a=1 c=3", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
     variant["runs"]["delays"][0]["code"] = variant["runs"]["no_delays"][1]["code"] = "0123456789ab"
     table = report.cv_variants_report([recipe, variant]).splitlines()
-    assert table[-3:] == ["|---|---:|---:|---|", "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % | not recorded |",
-                          "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | 0123456, not recorded |"]
-    assert table[-4] == "| variant | delays | no delays | code |"
-    rerun = results("--folds 2", "a=1 b=2", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    # the variant's delays minus the recipe's on each fold: +40 and +20 points
+    assert table[-3:] == ["|---|---:|---:|---:|---|",
+                          "| (the recipe) | 60.00 ± 10.00 % | 40.00 ± 0.00 % | – | not recorded |",
+                          "| c=3 (without b=2) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | +30.00 ± 10.00, ahead on 2 of 2, "
+                          "level on 0, behind on 0 | 0123456, not recorded |"]
+    assert table[-4] == "| variant | delays | no delays | delays, paired with the recipe's | code |"
+    rerun = results("--folds 2", "a=1 b=2", {"delays": [0.4, 0.9], "no_delays": [0.3, 0.5]})
     rerun["runs"]["delays"][0]["code"] = "0123456789ab"
     assert report.cv_variants_report([recipe, rerun]).splitlines()[-1] == \
-        "| (the recipe, other code) | 90.00 ± 0.00 % | 40.00 ± 10.00 % | 0123456, not recorded |"
+        "| (the recipe, other code) | 65.00 ± 25.00 % | 40.00 ± 10.00 % | +5.00 ± 15.00, ahead on 1 of 2, level on 0, " \
+        "behind on 1 " \
+        "| 0123456, not recorded |"
+    elsewhere = results("--folds 2", "a=1 c=3", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    elsewhere["runs"]["delays"][1]["fold"] = 5
+    with pytest.raises(ValueError, match=r"the variant ran folds \[0, 5\], the recipe folds \[0, 1\]: not paired"):
+        report.cv_variants_report([recipe, elsewhere])
     with pytest.raises(ValueError, match="is not measured as"):
         report.cv_variants_report([recipe, results("--folds 3", "a=1", {"delays": [1] * 3, "no_delays": [1] * 3}, 3)])
     with pytest.raises(ValueError, match="needs the recipe's models"):
