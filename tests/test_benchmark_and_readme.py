@@ -145,8 +145,7 @@ def test_cross_validation_variants_table_compares_the_same_folds():
     rerun["runs"]["delays"][0]["code"] = "0123456789ab"
     assert report.cv_variants_report([recipe, rerun]).splitlines()[-1] == \
         "| (the recipe, other code) | 65.00 ± 25.00 % | 40.00 ± 10.00 % | +5.00 ± 15.00, ahead on 1 of 2, level on 0, " \
-        "behind on 1 " \
-        "| 0123456, not recorded |"
+        "behind on 1 | 0123456, not recorded |"
     elsewhere = results("--folds 2", "a=1 c=3", {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
     elsewhere["runs"]["delays"][1]["fold"] = 5
     with pytest.raises(ValueError, match=r"the variant ran folds \[0, 5\], the recipe folds \[0, 1\]: not paired"):
