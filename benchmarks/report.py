@@ -10,8 +10,11 @@ Usage:
     python benchmarks/report.py --cross-validation-saccades benchmarks/nmnist_cv_saccades_cpu.json --readme README.md
     python benchmarks/report.py --cross-validation-conv-variants benchmarks/nmnist_cv_conv_cpu.json \
         benchmarks/nmnist_cv_conv_variants/*.json --readme README.md
-    python benchmarks/report.py --cross-validation-conv-probes benchmarks/nmnist_cv_conv_cpu.json \
+    python benchmarks/report.py --cross-validation-conv-probes \
+        benchmarks/nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json \
         benchmarks/nmnist_cv_conv_probes/*.json --readme README.md
+    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_cpu.json \
+        benchmarks/nmnist_cv_conv_running/*.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -37,6 +40,7 @@ CVCV_START, CVCV_END = "<!-- CROSS_VALIDATION_CONV_VARIANTS:START -->", "<!-- CR
 CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VALIDATION_SACCADES:END -->"
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROSS_VALIDATION_CONV_PROBES:END -->"
+CVCR_START, CVCR_END = "<!-- CROSS_VALIDATION_CONV_RUNNING:START -->", "<!-- CROSS_VALIDATION_CONV_RUNNING:END -->"
 FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
@@ -299,7 +303,8 @@ def _partial(results: dict) -> str:
 
 
 def cv_probes_report(results: list[dict]) -> str:
-    """One row per model and fold of each probe after the first file, the recipe's full cross-validation:
+    """One row per model and fold of each probe after the first file, the full cross-validation of the recipe
+    they probe (the reference; not necessarily today's recipe, which a probe may have replaced):
     a one-fold probe (``cross_validate.py --only-folds``), or a partial run of a changed recipe (its name
     says how many of its folds are in; each fold is saved as it ends, so a run longer than a session shows
     what it has): the probe's test accuracy beside the recipe's on the same held-out fold, the final epoch's
@@ -311,13 +316,13 @@ def cv_probes_report(results: list[dict]) -> str:
     size = recipe["examples"] // recipe["folds"]
     first = next(iter(recipe["summary"]))  # the recipe's model with delays
     p = recipe["summary"][first]["test_accuracy_mean"]
-    lines = ["Probes of the recipe above, each measured by `cross_validate.py` with the recipe's command, the "
+    lines = ["Probes of a reference recipe, each measured by `cross_validate.py` with its command, the "
              "overrides shown and `--only-folds` (one fold), or without it and not finished (the folds ended so "
              f"far, `partial` says how many): test accuracy on the held-out fold ({size} recordings: one "
-             f"probe's sampling error is about {100 * np.sqrt(p * (1 - p) / size):.1f} points at the recipe's "
-             f"{first.replace('_', ' ')} accuracy) beside the recipe's on the same fold; training accuracy over the final epoch; the probe's "
+             f"probe's sampling error is about {100 * np.sqrt(p * (1 - p) / size):.1f} points at the reference's "
+             f"{first.replace('_', ' ')} accuracy) beside the reference's on the same fold; training accuracy over the final epoch; the probe's "
              "seconds per epoch (its process's own); code: the commit it ran from.", "",
-             "| probe | model | fold | test accuracy | the recipe's | training accuracy | recipe's training | "
+             "| probe | model | fold | test accuracy | the reference's | training accuracy | reference's training | "
              "s per epoch | code |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     codes = [_code([x for runs in r["runs"].values() for x in runs]) for r in results]
     for r, label in zip(probes, _labels(changes, codes)[1:]):
@@ -528,6 +533,8 @@ def main(argv=None):
                         help="cross_validate.py results files: the conv recipe first, then variants of it")
     parser.add_argument("--cross-validation-conv-probes", nargs="+", metavar="FILE",
                         help="the conv recipe's cross_validate.py results, then one-fold probes (--only-folds)")
+    parser.add_argument("--cross-validation-conv-running", nargs="+", metavar="FILE",
+                        help="the conv recipe's cross_validate.py results, then full runs of variants, unfinished")
     parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
                         help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
@@ -560,6 +567,8 @@ def main(argv=None):
                          CVCV_START, CVCV_END))
     if args.cross_validation_conv_probes:
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_probes]), CVCP_START, CVCP_END))
+    if args.cross_validation_conv_running:
+        sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_running]), CVCR_START, CVCR_END))
     if args.frame_cnn:
         sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
     if args.zoo:
