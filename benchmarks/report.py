@@ -274,9 +274,8 @@ def cv_variants_report(results: list[dict]) -> str:
         if i == 0:
             paired = "–"
         else:
-            d = _fold_differences(r["runs"][names[0]], results[0]["runs"][names[0]], ("the variant", "the recipe"))
-            paired = (f"{100 * d.mean():+.2f} ± {100 * d.std():.2f}, ahead on {(d > 0).sum()} of {len(d)}, "
-                      f"level on {(d == 0).sum()}, behind on {(d < 0).sum()}")
+            paired = _ahead(_fold_differences(r["runs"][names[0]], results[0]["runs"][names[0]],
+                                              ("the variant", "the recipe")))
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {paired} | {code} |")
     return "\n".join(lines)
 
@@ -308,8 +307,9 @@ def cv_probes_report(results: list[dict]) -> str:
     a one-fold probe (``cross_validate.py --only-folds``), or a partial run of a changed recipe (its name
     says how many of its folds are in; each fold is saved as it ends, so a run longer than a session shows
     what it has): the probe's test accuracy beside the recipe's on the same held-out fold, the final epoch's
-    training accuracy of each (over- or underfitting), and the probe's epoch time. Refuses a probe
-    measured on other folds (another --folds or --seed)."""
+    training accuracy of each (over- or underfitting), and the probe's epoch time; under the table, each
+    model a probe has on every fold: its mean and its difference from the reference's paired by fold (the
+    README's rule compares the means). Refuses a probe measured on other folds (another --folds or --seed)."""
     recipe, probes = results[0], results[1:]
     changes = _variant_rows(results, "cross-validation", lambda r: len(_only_folds(r["command"])) or r["folds"],
                             SAME_MEASUREMENT + ("--only-folds",), partial=True)
@@ -325,8 +325,8 @@ def cv_probes_report(results: list[dict]) -> str:
              "| probe | model | fold | test accuracy | the reference's | training accuracy | reference's training | "
              "s per epoch | code |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     codes = [_code([x for runs in r["runs"].values() for x in runs]) for r in results]
-    for r, label in zip(probes, _labels(changes, codes)[1:]):
-        label += _partial(r)
+    labels = [label + _partial(r) for r, label in zip(probes, _labels(changes, codes)[1:])]
+    for r, label in zip(probes, labels):
         for name, runs in r["runs"].items():
             if name not in recipe["runs"]:
                 raise ValueError(f"the recipe has no {name} runs to compare `{r['command']}` with")
@@ -338,7 +338,24 @@ def cv_probes_report(results: list[dict]) -> str:
                              f"{100 * run['history'][-1]['train_accuracy']:.2f} % | "
                              f"{100 * base['history'][-1]['train_accuracy']:.2f} % | {run['epoch_seconds']:.1f} | "
                              f"{_code([run])} |")
-    return "\n".join(lines)
+    # a model with every fold in: its mean, and its difference from the reference's paired by fold
+    whole = []
+    for r, label in zip(probes, labels):
+        for name, runs in r["runs"].items():
+            if len(runs) < recipe["folds"]:
+                continue
+            ours, theirs = (np.array([x["test_accuracy"] for x in rs]) for rs in (runs, recipe["runs"][name]))
+            d = _fold_differences(runs, recipe["runs"][name], ("the probe", "the reference"))
+            whole.append(f"{label}, {name.replace('_', ' ')}: {100 * ours.mean():.2f} ± {100 * ours.std():.2f} % "
+                         f"over its {len(ours)} folds, the reference's {100 * theirs.mean():.2f} ± "
+                         f"{100 * theirs.std():.2f} %; minus the reference's fold by fold, in points: {_ahead(d)}.")
+    return "\n".join(lines + ([""] + whole if whole else []))
+
+
+def _ahead(d: np.ndarray) -> str:
+    """Differences fold by fold (`_fold_differences`), in points: mean ± std, and where they fall."""
+    return (f"{100 * d.mean():+.2f} ± {100 * d.std():.2f}, ahead on {(d > 0).sum()} of {len(d)}, "
+            f"level on {(d == 0).sum()}, behind on {(d < 0).sum()}")
 
 
 def frame_cnn_report(results: list[dict]) -> str:

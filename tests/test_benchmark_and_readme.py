@@ -190,6 +190,12 @@ def test_cross_validation_probes_table_sets_each_probe_beside_the_recipe_on_its_
                "runs": {"delays": probe["runs"]["delays"], "no_delays": []}}
     assert report.cv_probes_report([recipe, running]).splitlines()[-1] == \
         table[-1].replace("b=3", "b=3 (partial: 1 of 4 folds)")
+    # a model with every fold in gets its mean and its difference from the reference's, paired by fold
+    both = {**running, "runs": {"delays": [run(0, 0.95, 1.0), *probe["runs"]["delays"]], "no_delays": []}}
+    assert report.cv_probes_report([recipe, both]).splitlines()[-2:] == [
+        "", "b=3 (partial: 2 of 4 folds), delays: 90.00 ± 5.00 % over its 2 folds, the reference's 85.00 ± 5.00 %; "
+        "minus the reference's fold by fold, in points: +5.00 ± 0.00, ahead on 2 of 2, level on 0, behind on 0."]
+    assert "over its" not in report.cv_probes_report([recipe, running])  # one fold of two: no mean yet
     with pytest.raises(ValueError, match="incomplete"):  # the recipe itself must be complete
         report.cv_probes_report([{**recipe, "summary": {}}, probe])
 
