@@ -13,7 +13,7 @@ Usage:
     python benchmarks/report.py --cross-validation-conv-probes \
         benchmarks/nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json \
         benchmarks/nmnist_cv_conv_probes/*.json --readme README.md
-    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_cpu.json \
+    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
         benchmarks/nmnist_cv_conv_running/*.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md

@@ -190,7 +190,7 @@ register(PretrainedEntry(
     "delayed_conv.nmnist",
     ("model=delayed_conv", "dataset=nmnist", "dataset.root=../shared/data", "model.hidden=128",
      "model.features=[16,32]", "model.kernel=5", "model.weight_scale=2.0", "max_delay=16", "queue=scheduled",
-     "queue.capacity=8192", "trainer.epochs=30", "trainer.batch_size=16", "trainer.val_fraction=0.1",
+     "queue.capacity=8192", "trainer.epochs=30", "trainer.batch_size=8", "trainer.val_fraction=0.1",
      "trainer.scan_epoch=false", "augment=shift", "trainer.augment.max_shift=1", "optim.cosine_decay=true",
      "optim=adamw", "optim.weight_decay=0.1", "dataset.raster.spatial_factor=1.0"),
     "Delayed convolutional SNN (34x34x2 inputs; two blocks of 5x5 convolutions into LIF maps, 16 then 32, "
