@@ -139,7 +139,7 @@ def main(argv=None):
                 name, []).extend(sorted(r["seed"] for r in runs))
     done = {(name, r["seed"]) for name, runs in results["runs"].items() for r in runs}
     code = code_version(outputs=[args.out])
-    tasks = [(args.overrides + overrides, args.test_examples, seed, name, code)  # run()'s arguments
+    calls = [(name, run, (args.overrides + overrides, args.test_examples, seed, name, code))
              for name, overrides in ablations.items() for seed in seeds if (name, seed) not in done]
 
     def record(name: str, result: dict) -> None:
@@ -148,10 +148,10 @@ def main(argv=None):
         save(results, args.out)  # after every run: an interrupted benchmark keeps what it measured
 
     if args.jobs == 1:
-        for task in tasks:
-            record(task[3], run(*task))
+        for name, fn, fn_args in calls:
+            record(name, fn(*fn_args))
     else:
-        for name, result in completed([(task[3], run, task) for task in tasks], args.jobs):
+        for name, result in completed(calls, args.jobs):
             record(name, result)
     for name, overrides in ablations.items():
         accs = np.array([r["test_accuracy"] for r in results["runs"][name]])
