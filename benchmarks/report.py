@@ -13,8 +13,10 @@ Usage:
     python benchmarks/report.py --cross-validation-conv-probes \
         benchmarks/nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json \
         benchmarks/nmnist_cv_conv_probes/*.json --readme README.md
-    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
+    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_cpu.json \
         benchmarks/nmnist_cv_conv_running/*.json --readme README.md
+    python benchmarks/report.py --cross-validation-conv-stopped benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
+        benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -41,6 +43,7 @@ CVS_START, CVS_END = "<!-- CROSS_VALIDATION_SACCADES:START -->", "<!-- CROSS_VAL
 CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDATION_CONV:END -->"
 CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROSS_VALIDATION_CONV_PROBES:END -->"
 CVCR_START, CVCR_END = "<!-- CROSS_VALIDATION_CONV_RUNNING:START -->", "<!-- CROSS_VALIDATION_CONV_RUNNING:END -->"
+CVCS_START, CVCS_END = "<!-- CROSS_VALIDATION_CONV_STOPPED:START -->", "<!-- CROSS_VALIDATION_CONV_STOPPED:END -->"
 FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
@@ -454,9 +457,7 @@ def _fold_differences(runs: list[dict], others: list[dict], names: tuple[str, st
 def _paired(delays: list[dict], no_delays: list[dict]) -> str:
     """Delays against no delays fold by fold (`_fold_differences`)."""
     diffs = _fold_differences(delays, no_delays, ("delays", "no delays"))
-    return (f"Paired by fold, delays minus no delays: {100 * diffs.mean():+.2f} ± {100 * diffs.std():.2f} points; "
-            f"delays ahead on {(diffs > 0).sum()} of {len(diffs)} folds, level on {(diffs == 0).sum()}, "
-            f"behind on {(diffs < 0).sum()}.")
+    return f"Paired by fold, delays minus no delays, in points: {_ahead(diffs)}."
 
 
 def eventprop_report(results) -> str:
@@ -552,6 +553,8 @@ def main(argv=None):
                         help="the conv recipe's cross_validate.py results, then one-fold probes (--only-folds)")
     parser.add_argument("--cross-validation-conv-running", nargs="+", metavar="FILE",
                         help="the conv recipe's cross_validate.py results, then full runs of variants, unfinished")
+    parser.add_argument("--cross-validation-conv-stopped", nargs="+", metavar="FILE",
+                        help="the recipe they varied, then full runs whose model with delays lost and stopped there")
     parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
                         help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
@@ -586,6 +589,8 @@ def main(argv=None):
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_probes]), CVCP_START, CVCP_END))
     if args.cross_validation_conv_running:
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_running]), CVCR_START, CVCR_END))
+    if args.cross_validation_conv_stopped:
+        sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_stopped]), CVCS_START, CVCS_END))
     if args.frame_cnn:
         sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
     if args.zoo:

@@ -78,9 +78,11 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     # the probes ran against the recipe before the one they led to: that run is their reference
     ("CVCP_START", "CVCP_END", "cv_probes_report", "nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json",
      "nmnist_cv_conv_probes"),
-    # the full runs still going vary the recipe they started from, now the one before the current recipe
-    ("CVCR_START", "CVCR_END", "cv_probes_report", "nmnist_cv_conv_variants/batch_size_16_cpu.json",
-     "nmnist_cv_conv_running"),
+    # the full runs still going vary the current recipe; those that lost with delays and stopped there
+    # varied the recipe before it
+    ("CVCR_START", "CVCR_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_running"),
+    ("CVCS_START", "CVCS_END", "cv_probes_report", "nmnist_cv_conv_variants/batch_size_16_cpu.json",
+     "nmnist_cv_conv_stopped"),
     ("FCNN_START", "FCNN_END", "frame_cnn_report", "nmnist_cv_frame_cnn_cpu.json", "nmnist_cv_frame_cnn_variants"),
 ])
 def test_readme_variants_table_is_generated_from_the_committed_results(start, end, render, recipe, variants):
@@ -362,8 +364,7 @@ def test_cross_validation_compares_delays_with_no_delays_fold_by_fold():
     delays = [{"fold": f, "test_accuracy": a} for f, a in enumerate([0.95, 0.94, 0.90])]
     no_delays = [{"fold": f, "test_accuracy": a} for f, a in reversed(list(enumerate([0.95, 0.92, 0.93])))]
     assert report._paired(delays, no_delays) == (  # differences 0, +2, -3 points, matched by fold not by order
-        "Paired by fold, delays minus no delays: -0.33 ± 2.05 points; delays ahead on 1 of 3 folds, level on 1, "
-        "behind on 1.")
+        "Paired by fold, delays minus no delays, in points: -0.33 ± 2.05, ahead on 1 of 3, level on 1, behind on 1.")
     with pytest.raises(ValueError, match=r"delays ran folds \[0, 1, 2\], no delays folds \[1, 2\]: not paired"):
         report._paired(delays, no_delays[:2])
 

@@ -193,6 +193,42 @@ def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients(
         spikes)[0], eqx.filter_jit(jax.vmap(zero))(spikes)[0], rtol=1e-5, atol=1e-6)
 
 
+def test_scheduled_conv_spikes_of_the_last_two_steps_never_reach_the_hidden_neurons():
+    """A pooled spike of step n reaches the dense layer at step n + 1 at the earliest (its axon), and the
+    hidden neurons at n + 2 (their synapses): those of the last two steps arrive after the window. So a
+    capacity that drops only them counts the drops but changes neither the logits nor the gradients; one
+    that drops half the earlier events changes the logits. (Why the batch-8 conv recipe's training drops changed
+    nothing: its queue.capacity=16384 run trained the same network on the folds that dropped.)"""
+    import equinox as eqx
+    from zoo.models import DelayedConv, swap_queues
+    from zoo.models.common import decays
+
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (20, 72)).astype(jnp.float32)
+    net = DelayedConv(72, 8, 3, frame=(2, 6, 6), queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=4)
+    _, beta = decays(net.dense.tau_syn, net.dense.tau_mem)
+    pooled, _ = net._conv_block(net.convs[0], spikes.reshape(20, 2, 6, 6), beta, net.spike_fn())
+    per_step = np.asarray((pooled > 0).reshape(20, -1).sum(1))
+    assert per_step[-2:].sum() > 0
+    early = int(per_step[:-2].sum())
+
+    def loss(model):
+        logits, stats = model(spikes)
+        return jnp.sum(jnp.tanh(logits)), (logits, stats["dropped"])
+
+    (value, (logits, dropped)), grads = eqx.filter_value_and_grad(loss, has_aux=True)(net)
+    assert int(dropped) == 0
+    short = swap_queues(net, lambda d: queues.Scheduled(max_delay=d, capacity=early))
+    (_, (short_logits, short_dropped)), short_grads = eqx.filter_value_and_grad(loss, has_aux=True)(short)
+    assert int(short_dropped) == per_step[-2:].sum()
+    np.testing.assert_array_equal(short_logits, logits)
+    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(short_grads, eqx.is_array)),
+                    jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_array))):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    shorter = swap_queues(net, lambda d: queues.Scheduled(max_delay=d, capacity=early // 2))
+    assert not np.array_equal(shorter(spikes)[0], logits)
+
+
 @pytest.mark.parametrize("cls", ["DelayedFeedForward", "DelayedRecurrent"])
 def test_rematerialisation_changes_memory_not_results(cls):
     import equinox as eqx
