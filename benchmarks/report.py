@@ -552,7 +552,7 @@ def main(argv=None):
     parser.add_argument("--cross-validation-conv-probes", nargs="+", metavar="FILE",
                         help="the conv recipe's cross_validate.py results, then one-fold probes (--only-folds)")
     parser.add_argument("--cross-validation-conv-running", nargs="+", metavar="FILE",
-                        help="the conv recipe's cross_validate.py results, then full runs of variants, unfinished")
+                        help="the conv recipe's cross_validate.py results, then runs varying it not yet in the variants")
     parser.add_argument("--cross-validation-conv-stopped", nargs="+", metavar="FILE",
                         help="the recipe they varied, then full runs whose model with delays lost and stopped there")
     parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
