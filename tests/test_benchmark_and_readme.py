@@ -78,8 +78,8 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     # the probes ran against the recipe before the one they led to: that run is their reference
     ("CVCP_START", "CVCP_END", "cv_probes_report", "nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json",
      "nmnist_cv_conv_probes"),
-    # the full runs still going vary the current recipe; those that lost with delays and stopped there
-    # varied the recipe before it
+    # runs and checks of the current recipe not yet in its variants; the runs of the recipe before it that
+    # lost with delays and stopped there
     ("CVCR_START", "CVCR_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_running"),
     ("CVCS_START", "CVCS_END", "cv_probes_report", "nmnist_cv_conv_variants/batch_size_16_cpu.json",
      "nmnist_cv_conv_stopped"),

@@ -197,8 +197,8 @@ def test_scheduled_conv_spikes_of_the_last_two_steps_never_reach_the_hidden_neur
     """A pooled spike of step n reaches the dense layer at step n + 1 at the earliest (its axon), and the
     hidden neurons at n + 2 (their synapses): those of the last two steps arrive after the window. So a
     capacity that drops only them counts the drops but changes neither the logits nor the gradients; one
-    that drops half the earlier events changes the logits. (Why the batch-8 conv recipe's training drops changed
-    nothing: its queue.capacity=16384 run trained the same network on the folds that dropped.)"""
+    that drops half the earlier events changes the logits. (Why the batch-8 conv recipe's training drops
+    with delays changed nothing: its queue.capacity=16384 run trained the same network.)"""
     import equinox as eqx
     from zoo.models import DelayedConv, swap_queues
     from zoo.models.common import decays
@@ -216,7 +216,7 @@ def test_scheduled_conv_spikes_of_the_last_two_steps_never_reach_the_hidden_neur
         logits, stats = model(spikes)
         return jnp.sum(jnp.tanh(logits)), (logits, stats["dropped"])
 
-    (value, (logits, dropped)), grads = eqx.filter_value_and_grad(loss, has_aux=True)(net)
+    (_, (logits, dropped)), grads = eqx.filter_value_and_grad(loss, has_aux=True)(net)
     assert int(dropped) == 0
     short = swap_queues(net, lambda d: queues.Scheduled(max_delay=d, capacity=early))
     (_, (short_logits, short_dropped)), short_grads = eqx.filter_value_and_grad(loss, has_aux=True)(short)
