@@ -106,7 +106,10 @@ def test_config_groups_compose_onto_their_constructors():
             "model=lif_network", "distributed=manual", "distributed.coordinator_address=127.0.0.1:1234",
             "distributed.num_processes=2", "distributed.process_id=1"])
     trainer = instantiate(default.trainer)
-    assert isinstance(trainer.loss, CrossEntropy) and trainer.augment is None and not default.distributed
+    assert trainer.loss == CrossEntropy() and trainer.augment is None and not default.distributed
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        smoothed = compose(config_name="config", overrides=["trainer.loss.label_smoothing=0.1"])
+    assert instantiate(smoothed.trainer).loss == CrossEntropy(label_smoothing=0.1)
     trainer = instantiate(chosen.trainer)
     assert isinstance(trainer, EventPropTrainer) and trainer.gradient == "eventprop"
     assert trainer.loss == FirstSpikeCrossEntropy(alpha=0.1) and trainer.augment == RandomShift(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int
@@ -11,10 +12,24 @@ from jaxtyping import Array, Float, Int
 
 @dataclass(frozen=True)
 class CrossEntropy:
-    """Softmax cross-entropy of the logits, mean over the batch."""
+    """Softmax cross-entropy of the logits, mean over the batch.
+
+    With ``label_smoothing`` = a > 0 the target of an example of class y over C classes is
+    (1 - a) onehot(y) + a / C (``optax.smooth_labels``; Szegedy et al. 2016): the loss stops
+    rewarding an ever larger margin once the softmax puts 1 - a + a / C on the label.
+    """
+
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"CrossEntropy: label_smoothing must lie in [0, 1); got {self.label_smoothing}")
 
     def __call__(self, logits: Float[Array, "batch classes"], labels: Int[Array, " batch"]) -> Float[Array, ""]:
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        if self.label_smoothing == 0.0:
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), self.label_smoothing)
+        return optax.softmax_cross_entropy(logits, targets).mean()
 
 
 @dataclass(frozen=True)
