@@ -18,6 +18,9 @@ class Schedule(eqx.Module):
     ``step[k, j] = max(ceil(arrival), emitted + 1)`` the step that delivers it, the convention of
     every queue kind (`queues.base`). Unused rows (``valid`` false) have ``step == steps``.
 
+    Events of the raster's last step arrive at step ``steps`` or later whatever their delay, so they
+    take no row: they are counted in ``late`` (synapse spikes, in `pending`), never in ``dropped``.
+
     ``gain[k]`` is what event ``k`` delivers: 1 in value (an event is one spike, whatever the raster
     entry ``x_k > 0`` held), with the derivative of ``x_k`` (straight through: ``1 + x_k - sg(x_k)``).
     A raster of surrogate spikes made by a layer below thus passes that layer the gradient
@@ -31,6 +34,7 @@ class Schedule(eqx.Module):
     arrival: Float[Array, "events targets"]
     step: Int[Array, "events targets"]
     dropped: Int[Array, ""]  # synapse spikes left out: events beyond the capacity x their targets
+    late: Int[Array, ""]  # synapse spikes of the last step's events: past the window, whatever the delay
     steps: int = eqx.field(static=True)
 
     def kernel(self, weight: Float[Array, "post pre"], fn) -> Float[Array, "steps post"]:
@@ -56,8 +60,9 @@ class Schedule(eqx.Module):
         return self.kernel(weight, lambda since: jnp.exp(-since / tau))
 
     def pending(self) -> Int[Array, ""]:
-        """Synapse spikes still in flight after the last step (arrival at step ``steps`` or later)."""
-        return (self.valid[:, None] & (self.step >= self.steps)).sum()
+        """Synapse spikes still in flight after the last step (arrival at step ``steps`` or later),
+        ``late`` included."""
+        return (self.valid[:, None] & (self.step >= self.steps)).sum() + self.late
 
     def delivered(self) -> Int[Array, ""]:
         """Synapse spikes delivered within the window."""
@@ -83,8 +88,10 @@ class Scheduled(eqx.Module):
     Args:
         max_delay: bound of the delays, in steps (checked like `SpikeQueue.push` does).
         capacity: the most events (raster entries ``> 0``) one call delivers; later events (in step,
-            then channel order) are dropped and counted in `Schedule.dropped`. ``None``: the raster's
-            size, which never drops but costs as much as a dense raster.
+            then channel order) are dropped and counted in `Schedule.dropped`. The last step's events
+            do not count against it: they can only arrive after the window (`Schedule.late`).
+            ``None``: the size of the raster's other steps, which never drops but costs as much as a
+            dense raster.
         validate: run-time checks of traced delays and spike times (as for the queue kinds).
     """
 
@@ -112,10 +119,13 @@ class Scheduled(eqx.Module):
         if times is not None and jnp.shape(times) != spikes.shape:
             raise ValueError(f"Scheduled.schedule: `times` must have the shape of `spikes` {spikes.shape}, "
                              f"got {jnp.shape(times)}")
-        capacity = spikes.size if self.capacity is None else self.capacity
+        # an event of step n arrives at step n + 1 at the earliest: the last step's never within the window,
+        # so they are counted (late) but spend no capacity, which a run's earlier events need
+        early = (steps - 1) * pre  # raster entries of the steps before the last, row-major
+        capacity = max(early, 1) if self.capacity is None else self.capacity
         fired = spikes.reshape(-1) > 0
-        (index,) = jnp.nonzero(fired, size=capacity, fill_value=spikes.size)
-        valid = index < spikes.size
+        (index,) = jnp.nonzero(fired[:early], size=capacity, fill_value=early)
+        valid = index < early
         index = jnp.minimum(index, spikes.size - 1)
         emitted, i = jnp.where(valid, index // pre, steps), jnp.where(valid, index % pre, 0)
         t = None if times is None else jnp.asarray(times, dtype).reshape(-1)[index][:, None]
@@ -125,8 +135,10 @@ class Scheduled(eqx.Module):
         arrival = t + d[i]
         step = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(arrival)).astype(jnp.int32), emitted[:, None] + 1)
         step = jnp.where(valid[:, None], step, steps)
-        dropped = (fired.sum() - valid.sum()) * delays.shape[1]
+        dropped = (fired[:early].sum() - valid.sum()) * delays.shape[1]
+        late = fired[early:].sum() * delays.shape[1]
         entry = spikes.reshape(-1)[index]
         gain = (1 + entry - jax.lax.stop_gradient(entry)).astype(dtype) if jnp.issubdtype(
             entry.dtype, jnp.floating) else jnp.ones(capacity, dtype)
-        return Schedule(i, valid, jnp.where(valid, gain, 0), arrival, step, dropped.astype(jnp.int32), steps)
+        return Schedule(i, valid, jnp.where(valid, gain, 0), arrival, step, dropped.astype(jnp.int32),
+                        late.astype(jnp.int32), steps)

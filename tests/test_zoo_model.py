@@ -195,10 +195,11 @@ def test_scheduled_conv_model_equals_its_stepped_queues_in_values_and_gradients(
 
 def test_scheduled_conv_spikes_of_the_last_two_steps_never_reach_the_hidden_neurons():
     """A pooled spike of step n reaches the dense layer at step n + 1 at the earliest (its axon), and the
-    hidden neurons at n + 2 (their synapses): those of the last two steps arrive after the window. So a
-    capacity that drops only them counts the drops but changes neither the logits nor the gradients; one
-    that drops half the earlier events changes the logits. (Why the batch-8 conv recipe's training drops
-    with delays changed nothing: its queue.capacity=16384 run trained the same network.)"""
+    hidden neurons at n + 2 (their synapses): those of the last two steps arrive after the window. The
+    last step's take no capacity (`Schedule.late`); a capacity that drops only the step before's counts
+    the drops but changes neither the logits nor the gradients; one that drops half the earlier events
+    changes the logits. (Why the batch-8 conv recipe's training drops with delays changed nothing: its
+    queue.capacity=16384 run trained the same network.)"""
     import equinox as eqx
     from zoo.models import DelayedConv, swap_queues
     from zoo.models.common import decays
@@ -220,7 +221,7 @@ def test_scheduled_conv_spikes_of_the_last_two_steps_never_reach_the_hidden_neur
     assert int(dropped) == 0
     short = swap_queues(net, lambda d: queues.Scheduled(max_delay=d, capacity=early))
     (_, (short_logits, short_dropped)), short_grads = eqx.filter_value_and_grad(loss, has_aux=True)(short)
-    assert int(short_dropped) == per_step[-2:].sum()
+    assert per_step[-2] > 0 and int(short_dropped) == per_step[-2]   # the last step's are late, not dropped
     np.testing.assert_array_equal(short_logits, logits)
     for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(short_grads, eqx.is_array)),
                     jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_array))):
