@@ -611,3 +611,25 @@ def test_frame_cnn_reference_runs_the_recipes_folds_and_renders(tmp_path):
     assert frameless.returncode == 2 and "has no frame shape" in frameless.stderr
     too_many = run("many.json", "--time-bins", "31")  # more spans than the rasters' 30 steps
     assert too_many.returncode == 2 and "--time-bins 31: must lie in [1, 30]" in too_many.stderr
+
+
+def test_first_epoch_is_the_first_row_of_the_cross_validated_fold(tmp_path):
+    """`first_epoch.py` trains fold 1 for its first epoch under the full run's schedule: the row it reports
+    is that of `cross_validate.py`'s fold 1, and the spikes it counts come from the model before and after."""
+    recipe = ["dataset.examples=64", "trainer.epochs=3", "model.hidden=4", "trainer.batch_size=16"]
+    cv, first = tmp_path / "cv.json", tmp_path / "first.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2", "--only-folds", "1",
+                    "--ablations", "delays", "--out", str(cv), "--", *recipe],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_epoch.py"), "--folds", "2", "--fold", "1",
+                    "--recordings", "8", "--out", str(first), "--", *recipe],
+                   check=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    row = json.loads(first.read_text())
+    [fold] = json.loads(cv.read_text())["runs"]["delays"]
+    untimed = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert untimed(row["first_epoch"]) == untimed(fold["history"][0])
+    assert row["test_recordings"] == 8 and row["spikes_per_recording_before"] > 0
+    assert row["spikes_per_recording_after"] != row["spikes_per_recording_before"]  # the epoch changed the model
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_epoch.py"), "--folds", "2", "--fold", "2",
+                          "--out", str(first)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "--fold 2: folds are numbered 0 .. 1" in bad.stderr
