@@ -17,6 +17,8 @@ Usage:
         benchmarks/nmnist_cv_conv_running/*.json --readme README.md
     python benchmarks/report.py --cross-validation-conv-stopped benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
         benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
+    python benchmarks/report.py --first-epoch benchmarks/first_epoch/hidden_256_cpu.json \
+        benchmarks/first_epoch/hidden_256_clip_norm_1_cpu.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -45,6 +47,7 @@ CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROS
 CVCR_START, CVCR_END = "<!-- CROSS_VALIDATION_CONV_RUNNING:START -->", "<!-- CROSS_VALIDATION_CONV_RUNNING:END -->"
 CVCS_START, CVCS_END = "<!-- CROSS_VALIDATION_CONV_STOPPED:START -->", "<!-- CROSS_VALIDATION_CONV_STOPPED:END -->"
 FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
+FE_START, FE_END = "<!-- FIRST_EPOCH:START -->", "<!-- FIRST_EPOCH:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
@@ -385,6 +388,26 @@ def frame_cnn_report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def first_epoch_report(results: list[dict]) -> str:
+    """One row per first_epoch.py results file: the train.py overrides beyond the first file's, the fold,
+    the first epoch's loss and validation accuracy, and the network's spikes per test recording before
+    and after that epoch."""
+    base = set(_split_command(results[0]["command"], ("--out",))[1])
+    lines = [f"Measured by `{results[0]['command']}` ({results[0]['device']}) and, in the other rows, the same "
+             "with the overrides shown: one fold's first epoch under the full run's schedule; its loss and "
+             "validation accuracy; every neuron's spikes per test recording (the first "
+             f"{results[0]['test_recordings']} of the fold), before and after it; code: the commit it ran from.", "",
+             "| overrides | fold | loss | validation accuracy | spikes before | spikes after | code |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        changed = [o for o in _split_command(r["command"], ("--out",))[1] if o not in base]
+        row = r["first_epoch"]
+        lines.append(f"| {' '.join(changed) or '(as the first row)'} | {r['fold']} | {row['loss']:.3f} | "
+                     f"{100 * row['val_accuracy']:.1f} % | {r['spikes_per_recording_before']:.1f} | "
+                     f"{r['spikes_per_recording_after']:.1f} | {r['code']} |")
+    return "\n".join(lines)
+
+
 def dense_conv_report(results) -> str:
     lines = [f"Measured by `{results['command']}` ({results['device']}); training step = compiled `jax.grad` "
              "w.r.t. weights and delays; memory = XLA's compiled arguments + outputs + temporaries.", "",
@@ -557,6 +580,8 @@ def main(argv=None):
                         help="the recipe they varied, then full runs whose model with delays lost and stopped there")
     parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
                         help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
+    parser.add_argument("--first-epoch", nargs="+", metavar="FILE",
+                        help="first_epoch.py results files: the first is the reference of the others' overrides")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--crossing-search", help="a crossing_search.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
@@ -593,6 +618,8 @@ def main(argv=None):
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_stopped]), CVCS_START, CVCS_END))
     if args.frame_cnn:
         sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
+    if args.first_epoch:
+        sections.append((first_epoch_report([load(p) for p in args.first_epoch]), FE_START, FE_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

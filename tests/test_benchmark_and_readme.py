@@ -633,3 +633,14 @@ def test_first_epoch_is_the_first_row_of_the_cross_validated_fold(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "first_epoch.py"), "--folds", "2", "--fold", "2",
                           "--out", str(first)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--fold 2: folds are numbered 0 .. 1" in bad.stderr
+
+
+def test_readme_first_epoch_table_is_generated_from_the_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.FE_START) + r"\n(.*?)\n" + re.escape(report.FE_END), readme, re.S)
+    assert section, "README has no first-epoch section"
+    # the first file is the reference whose overrides the others' rows leave out
+    files = [ROOT / "benchmarks" / "first_epoch" / "hidden_256_cpu.json",
+             ROOT / "benchmarks" / "first_epoch" / "hidden_256_clip_norm_1_cpu.json"]
+    assert sorted(files) == sorted((ROOT / "benchmarks" / "first_epoch").glob("*.json"))
+    assert section.group(1) == report.first_epoch_report([json.loads(f.read_text()) for f in files])
