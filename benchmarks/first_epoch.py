@@ -68,7 +68,8 @@ def main(argv=None):
                 raise _FirstEpochDone
 
     with tempfile.TemporaryDirectory() as directory:
-        checkpoints = Checkpoints(directory)
+        # only to hold epoch 1's model; ranked as train.py ranks a run with no validation split
+        checkpoints = Checkpoints(directory, metric="val_accuracy" if trainer.val_fraction else "train_accuracy")
         try:  # the recipe's full epoch count: its learning-rate schedule is the full run's
             trainer.fit(model, train, seed=cfg.seed, log=log, checkpoints=checkpoints)
         except _FirstEpochDone:

@@ -402,8 +402,9 @@ def first_epoch_report(results: list[dict]) -> str:
     for r in results:
         changed = [o for o in _split_command(r["command"], ("--out",))[1] if o not in base]
         row = r["first_epoch"]
+        val = "–" if row["val_accuracy"] is None else f"{100 * row['val_accuracy']:.1f} %"  # no validation split
         lines.append(f"| {' '.join(changed) or '(as the first row)'} | {r['fold']} | {row['loss']:.3f} | "
-                     f"{100 * row['val_accuracy']:.1f} % | {r['spikes_per_recording_before']:.1f} | "
+                     f"{val} | {r['spikes_per_recording_before']:.1f} | "
                      f"{r['spikes_per_recording_after']:.1f} | {r['code']} |")
     return "\n".join(lines)
 
