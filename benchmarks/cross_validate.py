@@ -49,7 +49,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from processes import completed
-from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, xla_flags
+from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, seeded, xla_flags
 
 
 def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
@@ -119,10 +119,8 @@ def main(argv=None):
     results = {"command": "python benchmarks/cross_validate.py " + shlex.join(a for a in argv if a != "--resume"),
                "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(), "dataset": base.dataset._target_,
                "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
-    recipes = {name: args.overrides + ABLATIONS[name] + extra[name] for name in args.ablations}
-    for overrides in recipes.values():  # the model's seed is the folds' unless the recipe sets its own
-        if not any(o.startswith("seed=") for o in overrides):
-            overrides.append(f"seed={args.seed}")
+    # the model's seed is the folds' unless the recipe sets its own
+    recipes = {name: seeded(args.overrides + ABLATIONS[name] + extra[name], args.seed) for name in args.ablations}
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from hydra.utils import instantiate
 
-from recipes import code_version, compose_recipe, initial_model, save, xla_flags
+from recipes import code_version, compose_recipe, initial_model, save, seeded, xla_flags
 from zoo.checkpoint import Checkpoints
 
 
@@ -52,8 +52,7 @@ def main(argv=None):
     if not 0 <= args.fold < args.folds:
         parser.error(f"--fold {args.fold}: folds are numbered 0 .. {args.folds - 1}")
     code = code_version(outputs=[args.out])
-    overrides = args.overrides + ([] if any(o.startswith("seed=") for o in args.overrides) else [f"seed={args.seed}"])
-    cfg = compose_recipe(overrides)
+    cfg = compose_recipe(seeded(args.overrides, args.seed))
     train, test = instantiate(cfg.dataset).load().folds(args.folds, seed=args.seed)[args.fold]
     test = test.subset(np.arange(min(args.recordings, len(test))))
     model = initial_model(cfg, train, cfg.seed, "delays")
@@ -75,6 +74,8 @@ def main(argv=None):
         except _FirstEpochDone:
             pass
         params = eqx.filter(model, eqx.is_array)
+        # the optimiser state only as the template of the checkpoint's tree: its shape is the same for any
+        # number of updates (the learning-rate schedule's), so 1 will do
         (trained, _), _ = checkpoints.restore((params, trainer.optimizer(model, 1).init(params)), epoch=1)
         checkpoints.close()
     after = eqx.combine(trained, eqx.filter(model, eqx.is_array, inverse=True))

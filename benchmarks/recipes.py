@@ -75,6 +75,11 @@ def xla_flags() -> str:
     return os.environ.get("XLA_FLAGS", "")
 
 
+def seeded(overrides: list[str], seed: int) -> list[str]:
+    """``overrides`` with ``seed=<seed>`` (the model's weights and data order) unless they set their own."""
+    return overrides if any(o.startswith("seed=") for o in overrides) else [*overrides, f"seed={seed}"]
+
+
 def compose_recipe(overrides: list[str]):
     """The config `python train.py <overrides>` would run."""
     with initialize_config_dir(config_dir=os.path.join(ROOT, "configs"), version_base="1.3"):

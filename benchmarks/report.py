@@ -191,15 +191,21 @@ def _split_command(command: str, ignored: tuple[str, ...] = SAME_MEASUREMENT) ->
 
 def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str, ...] = SAME_MEASUREMENT,
                   partial: bool = False) -> list[list[str]]:
-    """What each results file changed against the first (the recipe): its train.py overrides that the
-    recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
-    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else,
-    and, unless ``partial`` (a table that names a file's missing runs), a file whose runs are not all there."""
-    options, recipe = _split_command(results[0]["command"], ignored)
-    changes = []
+    """`_changes` of results files whose runs are all there: unless ``partial`` (a table that names a
+    file's missing runs), a file with runs missing is refused, and the first (the recipe) always is."""
     for i, r in enumerate(results):
         if i == 0 or not partial:
             refuse_unfinished(r, runs_each(r), what)
+    return _changes(results, ignored)
+
+
+def _changes(results: list[dict], ignored: tuple[str, ...] = SAME_MEASUREMENT) -> list[list[str]]:
+    """What each results file changed against the first (the recipe): its train.py overrides that the
+    recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
+    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else."""
+    options, recipe = _split_command(results[0]["command"], ignored)
+    changes = []
+    for r in results:
         mine, overrides = _split_command(r["command"], ignored)
         if mine != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
@@ -389,18 +395,17 @@ def frame_cnn_report(results: list[dict]) -> str:
 
 
 def first_epoch_report(results: list[dict]) -> str:
-    """One row per first_epoch.py results file: the train.py overrides beyond the first file's, the fold,
-    the first epoch's loss and validation accuracy, and the network's spikes per test recording before
-    and after that epoch."""
-    base = set(_split_command(results[0]["command"], ("--out",))[1])
+    """One row per first_epoch.py results file, all of one fold: its train.py overrides against the first
+    file's (`_changes`), the fold, the first epoch's loss and validation accuracy, and the network's
+    spikes per test recording before and after that epoch."""
+    changes = _changes(results, ("--out",))  # the same fold and recordings: rows that compare
     lines = [f"Measured by `{results[0]['command']}` ({results[0]['device']}) and, in the other rows, the same "
              "with the overrides shown: one fold's first epoch under the full run's schedule; its loss and "
              "validation accuracy; every neuron's spikes per test recording (the first "
              f"{results[0]['test_recordings']} of the fold), before and after it; code: the commit it ran from.", "",
              "| overrides | fold | loss | validation accuracy | spikes before | spikes after | code |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        changed = [o for o in _split_command(r["command"], ("--out",))[1] if o not in base]
+    for r, changed in zip(results, changes):
         row = r["first_epoch"]
         val = "–" if row["val_accuracy"] is None else f"{100 * row['val_accuracy']:.1f} %"  # no validation split
         lines.append(f"| {' '.join(changed) or '(as the first row)'} | {r['fold']} | {row['loss']:.3f} | "
