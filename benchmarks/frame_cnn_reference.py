@@ -63,7 +63,9 @@ class FrameCNN(eqx.Module):
         self.out = eqx.nn.Linear(hidden, classes, key=keys[-1])
         self.frame, self.time_bins = frame, time_bins
 
-    def __call__(self, spikes: Float[Array, "steps channels"], times=None) -> tuple[Float[Array, " classes"], dict]:
+    def __call__(self, spikes: Float[Array, "steps channels"], times=None, *,
+                 key=None) -> tuple[Float[Array, " classes"], dict]:
+        del times, key  # frames binned in time; deterministic
         spans = jnp.array_split(spikes.astype(jnp.float32), self.time_bins)  # steps into time_bins spans
         x = jnp.log1p(jnp.stack([s.sum(0) for s in spans])).reshape(-1, *self.frame[1:])
         for conv in self.convs:

@@ -128,6 +128,36 @@ def test_config_groups_compose_onto_their_constructors():
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
 
 
+def test_dropout_trains_reproducibly_and_validates_without_it():
+    """Dropout's masks come from the run's seed and epoch: the same seed trains the same model, another
+    seed (or no dropout) another; validation runs the model without a key, so without dropout."""
+    import equinox as eqx
+
+    data = DelayTask(examples=256, noise_channels=2).load()
+    queue = queues.FIFORing(capacity=2, max_delay=64.0)
+    make = lambda p: DelayedFeedForward(data.channels, 16, 2, queue=queue, key=jax.random.PRNGKey(0), dropout=p)  # noqa: E731
+    trainer = SurrogateTrainer(epochs=2, batch_size=32)
+    runs = [trainer.fit(make(p), data, seed=seed, log=lambda _: None) for p, seed in ((0.5, 0), (0.5, 0), (0.0, 0))]
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m, _ in runs]
+    for a, b in zip(leaves[0], leaves[1]):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves[0], leaves[2]))
+    model, metrics = runs[0]
+    val, _ = data.split(trainer.val_fraction, 0)
+    logits, _ = jax.vmap(model)(val.spikes, val.times)
+    assert metrics["val_accuracy"] == pytest.approx(float((logits.argmax(-1) == val.labels).mean()))
+
+    from hydra import compose, initialize_config_dir
+    from zoo.build import build_model
+    for name in ("delayed_ffn", "delayed_rnn", "delayed_conv"):
+        with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"model={name}"])
+        assert cfg.model.dropout == 0.0  # off unless asked for
+        cfg.model.dropout = 0.2
+        built = build_model(cfg.model, channels=72, classes=3, frame=(2, 6, 6), queue_cfg=cfg.queue)
+        assert built.dropout == 0.2
+
+
 def test_trainer_says_when_validation_holds_classes_it_never_trains_on():
     """One example per class (the HOTS letters): the random validation split takes whole classes away."""
     from zoo.data.delay_task import SpikeDataset

@@ -18,7 +18,9 @@ from zoo.data import DelayTask
 from zoo.models import DelayedFeedForward
 from zoo.trainer import SurrogateTrainer
 data = DelayTask(examples=512, noise_channels=2).load()
-model = DelayedFeedForward(4, 8, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0))
+# with dropout, so each example's mask must be the same whichever device holds it
+model = DelayedFeedForward(4, 8, 2, queue=queues.FIFORing(capacity=2, max_delay=64.0), key=jax.random.PRNGKey(0),
+                           dropout=0.25)
 try:
     SurrogateTrainer(epochs=1, batch_size=30).fit(model, data, log=lambda _: None)
     bad_batch = None
@@ -58,7 +60,7 @@ def free_port() -> int:
 
 def train(run_dir: Path, extra: list[str], devices: int) -> subprocess.Popen:
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    args = ["trainer.epochs=2", "trainer.batch_size=32", "dataset.examples=320", "model.hidden=8",
+    args = ["trainer.epochs=2", "trainer.batch_size=32", "dataset.examples=320", "model.hidden=8", "model.dropout=0.25",
             f"hydra.run.dir={run_dir}", *extra]
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

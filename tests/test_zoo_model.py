@@ -313,3 +313,37 @@ def test_scheduled_delivery_equals_a_stepped_queue_and_only_feed_forward_models_
         recurrent(*(a[0] for a in x))
     with pytest.raises(ValueError, match="delivery='table' is scheduled delivery already"):
         ExactLIFNetwork(5, 8, 2, key=jax.random.PRNGKey(0), delivery="queue", queue=scheduled)
+
+
+@pytest.mark.parametrize("cls", ["DelayedFeedForward", "DelayedRecurrent", "DelayedConv"])
+def test_dropout_hides_the_same_hidden_neurons_from_the_readout_for_the_whole_example(cls):
+    """With a key, the readout sees ``m_j s_j[n]`` (one mask per example, ``m_j`` 0 or ``1/(1-p)``): the
+    logits of the model without dropout whose readout weights are scaled by that mask. The hidden
+    neurons still spike (the same count); without a key, or at p = 0, the key changes nothing."""
+    import equinox as eqx
+    from zoo import models
+
+    kwargs = {"frame": (2, 6, 6)} if cls == "DelayedConv" else {}
+    x = (jax.random.uniform(jax.random.PRNGKey(1), (16, 72)) < 0.3).astype(jnp.float32)
+    make = lambda p: getattr(models, cls)(72, 32, 3, queue=queues.FIFORing(capacity=4, max_delay=8.0),  # noqa: E731
+                                          key=jax.random.PRNGKey(0), threshold=0.3, dropout=p, **kwargs)
+    net, key = make(0.5), jax.random.PRNGKey(7)
+    mask = net.readout_mask(key, 32)
+    assert set(np.unique(np.asarray(mask)).tolist()) == {0.0, 2.0}
+    logits, stats = net(x, key=key)
+    masked = eqx.tree_at(lambda m: m.w_out, net, net.w_out * mask)
+    plain_logits, plain_stats = masked(x)  # no key: no dropout
+    assert float(stats["spikes"]) > 0 and int(stats["spikes"]) == int(plain_stats["spikes"])
+    np.testing.assert_allclose(logits, plain_logits, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(net(x)[0], logits)
+    assert not np.allclose(net(x, key=jax.random.PRNGKey(8))[0], logits)  # another example, another mask
+    np.testing.assert_array_equal(make(0.0)(x, key=key)[0], make(0.0)(x)[0])
+    with pytest.raises(ValueError, match="`dropout` must lie in"):
+        make(1.0)
+
+
+def test_dropout_masks_are_unbiased():
+    net = DelayedFeedForward(3, 4000, 2, key=jax.random.PRNGKey(0), dropout=0.3)
+    mask = np.asarray(net.readout_mask(jax.random.PRNGKey(3), 4000))
+    assert abs((mask == 0).mean() - 0.3) < 0.03 and abs(mask.mean() - 1) < 0.05
+    assert net.readout_mask(None, 4000) is None

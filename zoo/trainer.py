@@ -93,8 +93,9 @@ class SurrogateTrainer:
         opt = self.optimizer(model, batches)
         opt_state = opt.init(eqx.filter(model, eqx.is_array))
 
-        def loss_fn(model, spikes, times, labels):
-            logits, stats = jax.vmap(model)(spikes, times)
+        def loss_fn(model, spikes, times, labels, key):
+            keys = jax.random.split(key, labels.shape[0])  # one per example: its dropout mask, if any
+            logits, stats = jax.vmap(lambda s, t, k: model(s, t, key=k))(spikes, times, keys)
             loss = self.loss(logits, labels)
             if self.regulariser is not None:
                 loss = loss + self.regulariser(stats)
@@ -117,23 +118,25 @@ class SurrogateTrainer:
                 loss, correct.mean(), stats["dropped"].sum(), stats["spikes"].mean())
 
         @eqx.filter_jit
-        def scanned_epoch(static, params, opt_state, spikes, times, labels):
+        def scanned_epoch(static, params, opt_state, spikes, times, labels, keys):
             return jax.lax.scan(lambda carry, batch: step(static, carry, batch), (params, opt_state, jnp.bool_(True)),
-                                (spikes, times, labels))
+                                (spikes, times, labels, keys))
 
         stepped = eqx.filter_jit(step)
 
-        def stepped_epoch(static, params, opt_state, spikes, times, labels):
+        def stepped_epoch(static, params, opt_state, spikes, times, labels, keys):
             carry, rows = (params, opt_state, jnp.bool_(True)), []
             for i in range(labels.shape[0]):
-                carry, row = stepped(static, carry, (spikes[i], None if times is None else times[i], labels[i]))
+                carry, row = stepped(static, carry, (spikes[i], None if times is None else times[i], labels[i],
+                                                     keys[i]))
                 rows.append(row)
             return carry, jax.tree_util.tree_map(lambda *r: jnp.stack(r), *rows)
 
-        def epoch(model, opt_state, spikes, times, labels):
+        def epoch(model, opt_state, spikes, times, labels, keys):
             params, static = eqx.partition(model, eqx.is_array)
             (params, opt_state, healthy), (losses, accs, dropped, hidden_spikes) = (
-                scanned_epoch if self.scan_epoch else stepped_epoch)(static, params, opt_state, spikes, times, labels)
+                scanned_epoch if self.scan_epoch else stepped_epoch)(static, params, opt_state, spikes, times, labels,
+                                                                     keys)
             loss = jnp.where(healthy, losses.mean(), jnp.nan)
             return eqx.combine(params, static), opt_state, loss, accs.mean(), dropped.sum(), hidden_spikes.mean()
 
@@ -165,10 +168,13 @@ class SurrogateTrainer:
             if self.augment:  # drawn from the checkpointed RNG, so a resumed run sees the same epochs
                 batch = self.augment(batch, rng)
             shape = (batches, self.batch_size)
+            # a key per batch for the models' randomness (dropout), from the seed and the epoch alone, so a
+            # resumed run draws the same; models without randomness ignore it
+            keys = place_model(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), e), batches))
             model, opt_state, loss, acc, dropped, train_spikes = epoch(model, opt_state, *place_batches(
                 batch.spikes.reshape(*shape, *batch.spikes.shape[1:]),
                 None if batch.times is None else batch.times.reshape(*shape, *batch.times.shape[1:]),
-                batch.labels.reshape(shape)))
+                batch.labels.reshape(shape)), keys)
             if not np.isfinite(float(loss)):
                 last = checkpoints.latest_epoch() if checkpoints else None
                 raise FloatingPointError(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import queues
 
 from .. import neurons
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
 READOUTS = ("max_membrane", "sum_membrane", "spike_count", "first_spike")
 
@@ -83,7 +83,8 @@ class DelayedSNN(eqx.Module):
     """Abstract base of the delayed architectures: the spiking readout head they share.
 
     Subclasses declare their layers, and call `_init_readout` from ``__init__``; ``__call__`` maps one
-    example's ``(steps, channels)`` spikes to ``(logits, stats)``.
+    example's ``(steps, channels)`` spikes to ``(logits, stats)``, with ``key`` (the trainer's, per
+    example) drawing the dropout mask of `readout_mask` and ``key=None`` (inference) no dropout.
     """
 
     w_out: Float[Array, "classes hidden"]
@@ -92,23 +93,40 @@ class DelayedSNN(eqx.Module):
     surrogate_slope: float = eqx.field(static=True)
     readout: str = eqx.field(static=True)
     remat_chunk: int | None = eqx.field(static=True)
+    dropout: float = eqx.field(static=True)
 
     def _init_readout(self, name: str, hidden: int, classes: int, key, threshold: float, surrogate: str,
-                      surrogate_slope: float, readout: str, remat_chunk: int | None) -> None:
+                      surrogate_slope: float, readout: str, remat_chunk: int | None, dropout: float = 0.0) -> None:
         check_readout(name, readout)
         neurons.surrogate(surrogate, surrogate_slope)  # validates the name
+        if not 0 <= dropout < 1:
+            raise ValueError(f"{name}: `dropout` must lie in [0, 1), got {dropout!r}")
         self.w_out = jax.random.normal(key, (classes, hidden)) / math.sqrt(hidden)
         self.threshold, self.surrogate, self.surrogate_slope = threshold, surrogate, surrogate_slope
-        self.readout, self.remat_chunk = readout, check_remat(remat_chunk)
+        self.readout, self.remat_chunk, self.dropout = readout, check_remat(remat_chunk), float(dropout)
+
+    def readout_mask(self, key: PRNGKeyArray | None, hidden: int) -> Float[Array, " hidden"] | None:
+        """Dropout between the hidden layer and the readout, for one example: ``m_j = b_j / (1 - p)`` with
+        ``b_j ~ Bernoulli(1 - p)``, so the readout sees ``m_j s_j[n]``, unbiased, ``E[m_j] = 1``.
+
+        One mask for the whole example, not one per step: the readout integrates its input over time, so
+        independent masks per step would average out, while this one takes a neuron's whole evidence away
+        (as SNN dropout is usually done). The hidden neurons still spike and count in ``stats``. None
+        (no dropout) without a key, as at inference, or with ``dropout=0``."""
+        if key is None or self.dropout == 0:
+            return None
+        keep = jax.random.bernoulli(key, 1 - self.dropout, (hidden,))
+        return keep.astype(self.w_out.dtype) / (1 - self.dropout)
 
     def spike_fn(self):
         return neurons.surrogate(self.surrogate, self.surrogate_slope)
 
-    def hidden_step(self, tau_syn: float, tau_mem: float):
+    def hidden_step(self, tau_syn: float, tau_mem: float, mask: Float[Array, " hidden"] | None = None):
         """One step of a hidden current-based LIF layer and the readout, driven by the exact membrane
         and current jumps its synapses delivered in the step (`zoo.neurons`): ``(current, v, readout),
         v_jump, i_jump -> (current, v, readout), (readout output, hidden spike count)``. The current
-        carried from the last step adds its exact one-step response ``K(1) I`` to the membrane."""
+        carried from the last step adds its exact one-step response ``K(1) I`` to the membrane;
+        ``mask`` (`readout_mask`) scales the hidden spikes the readout sees."""
         spike = self.spike_fn()
         alpha, beta = decays(tau_syn, tau_mem)
         carry_gain = neurons.membrane_kernel(tau_syn, tau_mem)(1.0)
@@ -118,7 +136,8 @@ class DelayedSNN(eqx.Module):
             current = alpha * current + i_jump
             s = spike(v - self.threshold)
             v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
-            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
+            seen = s if mask is None else s * mask
+            readout, out = readout_step(self.readout, readout, self.w_out, seen, beta, spike, self.threshold)
             return (current, v, readout), (out, s.sum())
 
         return step

@@ -54,7 +54,7 @@ class DelayedConv(DelayedSNN):
                  features: int | Sequence[int] = 8, kernel: int = 3, tau_syn: float = 2.0, tau_mem: float = 4.0,
                  threshold: float = 1.0, weight_scale: float = 1.0,
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
-                 init_delay: float | None = None, remat_chunk: int | None = None):
+                 init_delay: float | None = None, remat_chunk: int | None = None, dropout: float = 0.0):
         features = (features,) if isinstance(features, int) else tuple(features)
         check_sizes("DelayedConv", channels=channels, hidden=hidden, classes=classes, kernel=kernel,
                     **{f"features[{i}]": f for i, f in enumerate(features)})
@@ -83,10 +83,10 @@ class DelayedConv(DelayedSNN):
                                      init_delay=init_delay)
         self.frame = frame
         self._init_readout("DelayedConv", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
-                           remat_chunk)
+                           remat_chunk, dropout)
 
-    def __call__(self, spikes: Float[Array, "steps channels"],
-                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+    def __call__(self, spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None = None,
+                 *, key: PRNGKeyArray | None = None) -> tuple[Float[Array, " classes"], dict]:
         del times  # frames: spikes at the step times
         pol, height, width = self.frame
         if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
@@ -103,7 +103,7 @@ class DelayedConv(DelayedSNN):
         pooled_shape = pooled.shape[1:]
         map_delays = jnp.clip(self.map_delays, 0.0, self.axon_queue.max_delay)
         hidden = self.dense.delays.shape[1]
-        neurons_step = self.hidden_step(self.dense.tau_syn, self.dense.tau_mem)
+        neurons_step = self.hidden_step(self.dense.tau_syn, self.dense.tau_mem, self.readout_mask(key, hidden))
         zeros = self.hidden_state(hidden)
         if isinstance(self.axon_queue, queues.Scheduled):
             sent, sent_at, axon_dropped = self._axon_schedule(pooled.reshape(pooled.shape[0], -1), map_delays)

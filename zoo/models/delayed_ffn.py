@@ -25,7 +25,8 @@ class DelayedFeedForward(DelayedSNN):
     the maximum (``max_membrane``) or the time average (``sum_membrane``) of a non-spiking leaky readout
     layer, or the readout layer spiking with logits its ``spike_count`` or minus its ``first_spike``
     time (differentiable through the surrogate: ``sum_n n s_n prod_{m<n} (1 - s_m)``, ``steps`` if
-    silent). ``__call__`` takes one example.
+    silent). ``dropout`` hides that fraction of the hidden neurons from the readout in training (when
+    called with a ``key``; `DelayedSNN.readout_mask`). ``__call__`` takes one example.
     """
 
     input: DelayedSynapses
@@ -33,22 +34,23 @@ class DelayedFeedForward(DelayedSNN):
     def __init__(self, channels: int, hidden: int, classes: int, *, key: PRNGKeyArray,
                  queue: queues.SpikeQueue | queues.Scheduled | None = None, tau_syn: float = 2.0, tau_mem: float = 4.0,
                  threshold: float = 1.0, surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0,
-                 readout: str = "max_membrane", init_delay: float | None = None, remat_chunk: int | None = None):
+                 readout: str = "max_membrane", init_delay: float | None = None, remat_chunk: int | None = None,
+                 dropout: float = 0.0):
         check_sizes("DelayedFeedForward", channels=channels, hidden=hidden, classes=classes)
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
         k_in, k_out = jax.random.split(key)
         self.input = DelayedSynapses(channels, hidden, queue, key=k_in, tau_syn=tau_syn, tau_mem=tau_mem,
                                      init_delay=init_delay)
         self._init_readout("DelayedFeedForward", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
-                           remat_chunk)
+                           remat_chunk, dropout)
 
-    def __call__(self, spikes: Float[Array, "steps channels"],
-                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+    def __call__(self, spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None = None,
+                 *, key: PRNGKeyArray | None = None) -> tuple[Float[Array, " classes"], dict]:
         """Logits for one example: ``spikes[n, c] > 0`` where channel ``c`` spikes in ``(n-1, n]``, at the
         exact ``times[n, c]`` if given (else at ``n``)."""
         channels, hidden = self.input.delays.shape
         steps, times = step_inputs("DelayedFeedForward", channels, spikes, times, self.input.delays.dtype)
-        neurons_step = self.hidden_step(self.input.tau_syn, self.input.tau_mem)
+        neurons_step = self.hidden_step(self.input.tau_syn, self.input.tau_mem, self.readout_mask(key, hidden))
         zeros = self.hidden_state(hidden)
         if isinstance(self.input.queue, queues.Scheduled):  # every step's delivery at once, then the neurons
             v_jumps, i_jumps, dropped = self.input.scheduled(spikes, times)

@@ -32,7 +32,8 @@ class DelayedRecurrent(DelayedSNN):
                  queue: queues.SpikeQueue | None = None, recurrent_queue: queues.SpikeQueue | None = None,
                  tau_syn: float = 2.0, tau_mem: float = 4.0, threshold: float = 1.0,
                  surrogate: str = "fast_sigmoid", surrogate_slope: float = 5.0, readout: str = "max_membrane",
-                 init_delay: float | None = None, remat_chunk: int | None = None, recurrent_scale: float = 0.5):
+                 init_delay: float | None = None, remat_chunk: int | None = None, recurrent_scale: float = 0.5,
+                 dropout: float = 0.0):
         check_sizes("DelayedRecurrent", channels=channels, hidden=hidden, classes=classes)
         queue = queues.FIFORing(capacity=2, max_delay=16.0) if queue is None else queue
         require_stepped("DelayedRecurrent", queue)
@@ -44,10 +45,10 @@ class DelayedRecurrent(DelayedSNN):
                                     tau_mem=tau_mem, weight_scale=recurrent_scale, init_delay=init_delay)
         self.recurrent = eqx.tree_at(lambda s: s.weight, recurrent, recurrent.weight * (1 - jnp.eye(hidden)))
         self._init_readout("DelayedRecurrent", hidden, classes, k_out, threshold, surrogate, surrogate_slope, readout,
-                           remat_chunk)
+                           remat_chunk, dropout)
 
-    def __call__(self, spikes: Float[Array, "steps channels"],
-                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+    def __call__(self, spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None = None,
+                 *, key: PRNGKeyArray | None = None) -> tuple[Float[Array, " classes"], dict]:
         require_stepped("DelayedRecurrent", self.input.queue)
         require_stepped("DelayedRecurrent", self.recurrent.queue)
         channels, hidden = self.input.delays.shape
@@ -57,6 +58,7 @@ class DelayedRecurrent(DelayedSNN):
         carry_gain = neurons.membrane_kernel(self.input.tau_syn, self.input.tau_mem)(1.0)
         no_self = 1 - jnp.eye(hidden)
         recurrent = eqx.tree_at(lambda s: s.weight, self.recurrent, self.recurrent.weight * no_self)
+        mask = self.readout_mask(key, hidden)  # on the readout's input only: the recurrent synapses see every spike
 
         def step(carry, xs):
             in_state, rec_state, current, v, readout = carry
@@ -76,7 +78,8 @@ class DelayedRecurrent(DelayedSNN):
             t_spike = jnp.where(crossed, jnp.clip(nowf - 1 + frac, earliest, nowf), nowf)
             rec_state = recurrent.send(rec_state, now, s > 0, t_spike)
             v = v * (1 - jax.lax.stop_gradient(s))
-            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold)
+            readout, out = readout_step(self.readout, readout, self.w_out, s if mask is None else s * mask, beta,
+                                        spike, self.threshold)
             return (in_state, rec_state, current, v, readout), (out, s.sum())
 
         init = (self.input.init(), recurrent.init(), jnp.zeros(hidden), jnp.zeros(hidden),

@@ -112,8 +112,9 @@ class ExactLIFNetwork(eqx.Module):
         return eqx.tree_at(lambda m: m.rec_delays, clipped,
                            tuple(jnp.clip(d, 1.0, self.max_delay) for d in self.rec_delays))
 
-    def __call__(self, spikes: Float[Array, "steps channels"],
-                 times: Float[Array, "steps channels"] | None = None) -> tuple[Float[Array, " classes"], dict]:
+    def __call__(self, spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None = None,
+                 *, key: PRNGKeyArray | None = None) -> tuple[Float[Array, " classes"], dict]:
+        del key  # deterministic: no dropout (the trainer hands every model a key)
         _refuse_scheduled(self.queue)
         channels = self.weights[0].shape[1]
         if spikes.ndim != 2 or spikes.shape[1] != channels:
