@@ -129,8 +129,8 @@ def test_config_groups_compose_onto_their_constructors():
 
 
 def test_dropout_trains_reproducibly_and_validates_without_it():
-    """Dropout's masks come from the run's seed and epoch: the same seed trains the same model, another
-    seed (or no dropout) another; validation runs the model without a key, so without dropout."""
+    """Dropout's masks come from the run's seed and epoch: the same seed trains the same model, and
+    without dropout another; validation runs the model without a key, so without dropout."""
     import equinox as eqx
 
     data = DelayTask(examples=256, noise_channels=2).load()

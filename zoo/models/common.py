@@ -56,9 +56,12 @@ def step_inputs(model_name: str, channels: int, spikes, times, dtype):
     return steps, times
 
 
-def readout_step(readout_kind: str, readout, w_out, hidden_spikes, beta: float, spike, threshold: float):
-    """Advance the leaky readout layer one step; returns ``(readout state, what the logits are made of)``."""
-    readout = beta * readout + w_out @ hidden_spikes
+def readout_step(readout_kind: str, readout, w_out, hidden_spikes, beta: float, spike, threshold: float,
+                 mask=None):
+    """Advance the leaky readout layer one step; returns ``(readout state, what the logits are made of)``.
+    ``mask`` (`DelayedSNN.readout_mask`, or None) scales the hidden spikes the readout sees."""
+    seen = hidden_spikes if mask is None else hidden_spikes * mask
+    readout = beta * readout + w_out @ seen
     if readout_kind in ("spike_count", "first_spike"):
         out = spike(readout - threshold)
         return readout * (1 - jax.lax.stop_gradient(out)), out
@@ -136,8 +139,7 @@ class DelayedSNN(eqx.Module):
             current = alpha * current + i_jump
             s = spike(v - self.threshold)
             v = v * (1 - jax.lax.stop_gradient(s))  # reset to zero
-            seen = s if mask is None else s * mask
-            readout, out = readout_step(self.readout, readout, self.w_out, seen, beta, spike, self.threshold)
+            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold, mask)
             return (current, v, readout), (out, s.sum())
 
         return step

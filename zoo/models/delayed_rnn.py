@@ -78,8 +78,7 @@ class DelayedRecurrent(DelayedSNN):
             t_spike = jnp.where(crossed, jnp.clip(nowf - 1 + frac, earliest, nowf), nowf)
             rec_state = recurrent.send(rec_state, now, s > 0, t_spike)
             v = v * (1 - jax.lax.stop_gradient(s))
-            readout, out = readout_step(self.readout, readout, self.w_out, s if mask is None else s * mask, beta,
-                                        spike, self.threshold)
+            readout, out = readout_step(self.readout, readout, self.w_out, s, beta, spike, self.threshold, mask)
             return (in_state, rec_state, current, v, readout), (out, s.sum())
 
         init = (self.input.init(), recurrent.init(), jnp.zeros(hidden), jnp.zeros(hidden),
