@@ -69,6 +69,38 @@ def test_cosine_decay_brings_both_rates_to_zero():
     assert sizes[10] == (0.0, 0.0)
 
 
+@pytest.mark.parametrize("cosine_decay", [False, True])
+def test_warmup_raises_both_rates_linearly_from_zero(cosine_decay):
+    """``warmup_fraction=0.3`` of 10 updates: both rates rise over 3 updates from 0 (to 1/3 and 2/3 of their
+    value), reach it at the 4th, then stay there or follow the cosine over the rest of the 10."""
+    import equinox as eqx
+    model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
+    params = eqx.filter(model, eqx.is_array)
+    grads = jax.tree_util.tree_map(lambda x: jax.numpy.ones_like(x), params)
+    opt = DelayAwareOptimizer(name="sgd", lr=0.1, lr_delays=1.0, cosine_decay=cosine_decay,
+                              warmup_fraction=0.3).build(model, total_steps=10)
+    state, sizes = opt.init(params), []
+    for _ in range(11):
+        updates, state = opt.update(grads, state, params)
+        sizes.append((float(abs(updates.input.weight).max()), float(abs(updates.input.delays).max())))
+    for step, fraction in enumerate([0.0, 1 / 3, 2 / 3, 1.0]):
+        assert sizes[step] == pytest.approx((0.1 * fraction, fraction)), step
+    if cosine_decay:  # the cosine spans the 7 updates after the warmup and ends at 0
+        assert sizes[3] > sizes[6] > sizes[9] > (0.0, 0.0) and sizes[10] == (0.0, 0.0)
+    else:
+        assert sizes[4:] == [pytest.approx((0.1, 1.0))] * 7
+
+
+def test_bad_warmup_settings():
+    model = DelayedFeedForward(4, 4, 2, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"`warmup_fraction` must lie in \[0, 1\), got 1.0"):
+        DelayAwareOptimizer(warmup_fraction=1.0)
+    with pytest.raises(ValueError, match=r"`warmup_fraction` must lie in \[0, 1\), got -0.1"):
+        DelayAwareOptimizer(warmup_fraction=-0.1)
+    with pytest.raises(ValueError, match="warmup_fraction needs the number of updates"):
+        DelayAwareOptimizer(warmup_fraction=0.1).build(model)
+
+
 def run(*args):
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)

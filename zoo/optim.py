@@ -17,6 +17,10 @@ class DelayAwareOptimizer:
     """``name`` (adam, adamw, sgd) at ``lr`` for weights and ``lr_delays`` for delays (0 freezes them),
     after optional global-norm gradient clipping, optionally decayed to zero along a cosine.
 
+    ``warmup_fraction`` raises both rates linearly from 0 over that fraction of the run's updates first.
+    Full-rate first updates can silence spiking units for good: a unit that no longer spikes sends no event,
+    and where events carry the only gradient (`queues.Scheduled`) nothing wakes it again.
+
     ``weight_decay`` (adamw only) shrinks the weights, never the delays: a delay is a time, not a
     magnitude, and decaying it would pull every synapse towards zero delay."""
 
@@ -26,6 +30,7 @@ class DelayAwareOptimizer:
     clip_norm: float | None = None
     cosine_decay: bool = False
     weight_decay: float | None = None  # adamw only; None: optax's default (1e-4)
+    warmup_fraction: float = 0.0  # of the updates, over which both rates rise linearly from 0
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -35,15 +40,25 @@ class DelayAwareOptimizer:
         if self.weight_decay is not None and (self.name != "adamw" or self.weight_decay < 0):
             raise ValueError(f"optimizer: `weight_decay` must be >= 0 and needs name=adamw (it would do nothing "
                              f"for {self.name}), got {self.weight_decay}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"optimizer: `warmup_fraction` must lie in [0, 1), got {self.warmup_fraction}")
 
     def build(self, model, total_steps: int | None = None) -> optax.GradientTransformation:
         """The optimiser for ``model``; with ``cosine_decay``, both rates follow a cosine from their value
-        to zero over ``total_steps`` updates (the trainer passes its epochs x batches)."""
+        to zero over ``total_steps`` updates (the trainer passes its epochs x batches), after the warmup's
+        ``round(warmup_fraction * total_steps)`` updates, if any, have raised them linearly from 0."""
         make = OPTIMIZERS[self.name]
-        if self.cosine_decay and not total_steps:
-            raise ValueError("optimizer: cosine_decay needs the number of updates (total_steps)")
+        for option in ("cosine_decay", "warmup_fraction"):
+            if getattr(self, option) and not total_steps:
+                raise ValueError(f"optimizer: {option} needs the number of updates (total_steps)")
+        warmup = max(1, round(self.warmup_fraction * total_steps)) if self.warmup_fraction else 0
 
         def rate(lr):
+            if self.cosine_decay and warmup:  # optax's decay_steps is the whole schedule, warmup included
+                return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, total_steps)
+            if warmup:
+                return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
+                                            [warmup])
             return optax.cosine_decay_schedule(lr, total_steps) if self.cosine_decay else lr
 
         labels = label_delays(eqx.filter(model, eqx.is_array))
