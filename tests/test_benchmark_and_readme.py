@@ -635,6 +635,35 @@ def test_first_epoch_is_the_first_row_of_the_cross_validated_fold(tmp_path):
     assert bad.returncode != 0 and "--fold 2: folds are numbered 0 .. 1" in bad.stderr
 
 
+def test_silent_maps_counts_the_maps_after_each_epoch_as_the_run_trains_them(tmp_path):
+    """`silent_maps.py` trains a fold's first epochs under the full run's schedule and counts, per block, the
+    maps that never spike on its training recordings: before training and after each epoch, beside that
+    epoch's row of the cross-validated fold; it refuses models without maps and epochs past the run's."""
+    recipe = ["model=delayed_conv", "dataset=saccades", "dataset.examples=40", "dataset.cache_dir=" + str(tmp_path),
+              "model.hidden=8", "model.features=[4,6]", "queue=scheduled", "trainer.epochs=3", "trainer.batch_size=8",
+              "trainer.val_fraction=0.1", "trainer.scan_epoch=false"]
+
+    def run(script, out, *options, overrides=recipe):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--folds", "2", *options,
+                               "--out", str(tmp_path / out), "--", *overrides],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+    silent = run("silent_maps.py", "silent.json", "--fold", "1", "--epochs", "2", "--recordings", "8")
+    cv = run("cross_validate.py", "cv.json", "--only-folds", "1", "--ablations", "delays")
+    assert silent.returncode == 0 and cv.returncode == 0, silent.stderr[-2000:] + cv.stderr[-2000:]
+    result = json.loads((tmp_path / "silent.json").read_text())
+    [fold] = json.loads((tmp_path / "cv.json").read_text())["runs"]["delays"]
+    assert result["maps"] == [4, 6] and result["training_recordings"] == 8
+    assert [e["epoch"] for e in result["epochs"]] == [0, 1, 2] and result["epochs"][0]["history"] is None
+    untimed = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    assert [untimed(e["history"]) for e in result["epochs"][1:]] == [untimed(h) for h in fold["history"][:2]]
+    for e in result["epochs"]:
+        assert len(e["silent_maps"]) == 2 and all(0 <= n <= m for n, m in zip(e["silent_maps"], [4, 6]))
+    too_long = run("silent_maps.py", "long.json", "--epochs", "3")
+    assert too_long.returncode == 2 and "--epochs 3: must lie in [1, trainer.epochs - 1 = 2]" in too_long.stderr
+    no_maps = run("silent_maps.py", "ffn.json", overrides=recipe[1:5])
+    assert no_maps.returncode == 2 and "DelayedFeedForward has no feature maps" in no_maps.stderr
+
+
 def test_readme_first_epoch_table_is_generated_from_the_committed_results():
     readme = (ROOT / "README.md").read_text()
     section = re.search(re.escape(report.FE_START) + r"\n(.*?)\n" + re.escape(report.FE_END), readme, re.S)

@@ -106,6 +106,31 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
         DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))
 
 
+def test_map_spikes_counts_each_feature_map_and_finds_a_silent_one():
+    """``DelayedConv.map_spikes``: each block's spikes per map over one recording, which add up to the maps'
+    share of the model's spike count; a map whose weights and bias are 0 never reaches the threshold, and
+    is the one reported silent."""
+    import equinox as eqx
+    from zoo.models import DelayedConv
+
+    frame = (2, 8, 8)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (20, 128)).astype(jnp.float32)
+    net = DelayedConv(128, 8, 3, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=(4, 6), weight_scale=2.0)
+    conv = net.convs[1]
+    silenced = eqx.tree_at(lambda m: (m.convs[1].weight, m.convs[1].bias), net,
+                           (conv.weight.at[2].set(0.0), conv.bias.at[2].set(0.0)))
+    first, second = silenced.map_spikes(spikes)
+    assert first.shape == (4,) and second.shape == (6,)
+    assert np.all(np.asarray(first) > 0) and np.flatnonzero(np.asarray(second) == 0).tolist() == [2]
+    # the maps' spikes are the model's spike count less the hidden neurons' (the dense layer's outputs)
+    beta = float(np.exp(-1 / net.dense.tau_mem))
+    pooled, per_step = silenced._conv_block(silenced.convs[0], spikes.reshape(20, *frame), beta, net.spike_fn())
+    assert per_step.shape == (20, 4) and np.array_equal(np.asarray(per_step.sum(0)), np.asarray(first))
+    _, stats = silenced(spikes)
+    assert float(stats["spikes"]) >= float(first.sum() + second.sum()) > 0
+
+
 def test_stacked_conv_blocks_read_the_pooled_spikes_below_and_all_learn():
     """``features=(4, 6)``: the second convolution reads the first block's pooled spikes, the dense layer
     the second's; every convolution and both kinds of delay get gradients, and sizes that pool a frame

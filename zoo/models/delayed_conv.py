@@ -88,18 +88,8 @@ class DelayedConv(DelayedSNN):
     def __call__(self, spikes: Float[Array, "steps channels"], times: Float[Array, "steps channels"] | None = None,
                  *, key: PRNGKeyArray | None = None) -> tuple[Float[Array, " classes"], dict]:
         del times  # frames: spikes at the step times
-        pol, height, width = self.frame
-        if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
-            raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")
-        spike = self.spike_fn()
-        _, beta = decays(self.dense.tau_syn, self.dense.tau_mem)  # the feature maps' membrane decay
-        pooled = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
-        map_counts, conv_synops = 0, 0
-        for conv in self.convs:  # feed-forward blocks: each one's loop runs over the whole block below it
-            # synaptic operations of the convolution, as if event-driven: each event reaches out x kernel taps
-            conv_synops = conv_synops + (pooled > 0).sum() * conv.out_channels * math.prod(conv.kernel_size)
-            pooled, counts = self._conv_block(conv, pooled, beta, spike)
-            map_counts = map_counts + counts.sum()
+        pooled, block_counts, conv_synops = self._features(spikes)
+        map_counts = sum(counts.sum() for counts in block_counts)
         pooled_shape = pooled.shape[1:]
         map_delays = jnp.clip(self.map_delays, 0.0, self.axon_queue.max_delay)
         hidden = self.dense.delays.shape[1]
@@ -138,9 +128,34 @@ class DelayedConv(DelayedSNN):
         return readout_logits(self.readout, outputs), {"spikes": counts.sum() + map_counts, "dropped": dropped,
                                                        "synops": synops}
 
+    def map_spikes(self, spikes: Float[Array, "steps channels"]) -> tuple[Float[Array, " features"], ...]:
+        """Each convolution block's spikes per feature map over one recording. A map at 0 on every
+        recording is silent for good under `queues.Scheduled`: it sends no event, and events carry the
+        only gradient that reaches it."""
+        _, block_counts, _ = self._features(spikes)
+        return tuple(counts.sum(0) for counts in block_counts)
+
+    def _features(self, spikes: Float[Array, "steps channels"]):
+        """The convolution blocks on one recording's frames: the last block's pooled spikes ``(steps,
+        features, h, w)``, each block's spikes per step and map ``(steps, features)``, and the
+        convolutions' synaptic operations."""
+        pol, height, width = self.frame
+        if spikes.ndim != 2 or spikes.shape[1] != pol * height * width:
+            raise ValueError(f"DelayedConv: `spikes` must be (steps, {pol * height * width}), got {spikes.shape}")
+        spike = self.spike_fn()
+        _, beta = decays(self.dense.tau_syn, self.dense.tau_mem)  # the feature maps' membrane decay
+        pooled = (spikes > 0).astype(self.w_out.dtype).reshape(-1, pol, height, width)
+        block_counts, conv_synops = [], 0
+        for conv in self.convs:  # feed-forward blocks: each one's loop runs over the whole block below it
+            # synaptic operations of the convolution, as if event-driven: each event reaches out x kernel taps
+            conv_synops = conv_synops + (pooled > 0).sum() * conv.out_channels * math.prod(conv.kernel_size)
+            pooled, counts = self._conv_block(conv, pooled, beta, spike)
+            block_counts.append(counts)
+        return pooled, block_counts, conv_synops
+
     def _conv_block(self, conv: eqx.nn.Conv2d, frames: Float[Array, "steps c h w"], beta: float, spike):
         """One convolution block: its LIF feature maps' 2x2 max-pooled spikes ``(steps, out, h//2, w//2)``
-        and their spike count per step."""
+        and their spike count per step and map ``(steps, out)``."""
         drive = jax.vmap(conv)(frames)  # (steps, out, h, w): hoisted out of the time loop
         features, height, width = drive.shape[1:]
         ph, pw = height // 2, width // 2
@@ -150,7 +165,7 @@ class DelayedConv(DelayedSNN):
             s_map = spike(v_map - self.threshold)
             v_map = v_map * (1 - jax.lax.stop_gradient(s_map))
             pooled = s_map[:, : 2 * ph, : 2 * pw].reshape(features, ph, 2, pw, 2).max((2, 4))
-            return v_map, (pooled, s_map.sum())
+            return v_map, (pooled, s_map.sum((1, 2), dtype=jnp.float32))  # exact counts in bf16 too
 
         _, (pooled, counts) = time_scan(self.remat_chunk, step, jnp.zeros(drive.shape[1:], drive.dtype), drive)
         return pooled, counts
