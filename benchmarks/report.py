@@ -19,6 +19,8 @@ Usage:
         benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
     python benchmarks/report.py --first-epoch benchmarks/first_epoch/hidden_256_cpu.json \
         benchmarks/first_epoch/hidden_256_clip_norm_1_cpu.json --readme README.md
+    python benchmarks/report.py --silent-maps benchmarks/silent_maps/zoo_*.json benchmarks/silent_maps/recipe_cpu.json \
+        benchmarks/silent_maps/warmup_0.05_cpu.json benchmarks/silent_maps/weight_scale_1_cpu.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop benchmarks/yinyang_eventprop_cpu.json --readme README.md
     python benchmarks/report.py --yinyang-eventprop-variants benchmarks/yinyang_eventprop_cpu.json \
@@ -48,6 +50,7 @@ CVCR_START, CVCR_END = "<!-- CROSS_VALIDATION_CONV_RUNNING:START -->", "<!-- CRO
 CVCS_START, CVCS_END = "<!-- CROSS_VALIDATION_CONV_STOPPED:START -->", "<!-- CROSS_VALIDATION_CONV_STOPPED:END -->"
 FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
 FE_START, FE_END = "<!-- FIRST_EPOCH:START -->", "<!-- FIRST_EPOCH:END -->"
+SM_START, SM_END = "<!-- SILENT_MAPS:START -->", "<!-- SILENT_MAPS:END -->"
 EP_START, EP_END = "<!-- EVENTPROP:START -->", "<!-- EVENTPROP:END -->"
 CS_START, CS_END = "<!-- CROSSING_SEARCH:START -->", "<!-- CROSSING_SEARCH:END -->"
 YY_START, YY_END = "<!-- YINYANG_EVENTPROP:START -->", "<!-- YINYANG_EVENTPROP:END -->"
@@ -414,6 +417,42 @@ def first_epoch_report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def silent_maps_report(results: list[dict]) -> str:
+    """One row per measurement of silent_maps.py: first the trained zoo models (``--model``), then one fold's
+    epochs under the first fold file's train.py overrides and the others' changes to them (`_changes`):
+    per convolution block, the maps that spike on none of the training recordings measured."""
+    zoo_models = [r for r in results if r["model"]]
+    folds = [r for r in results if not r["model"]]
+    if not folds or len({(r["fold"], r["training_recordings"]) for r in folds}) > 1:
+        raise ValueError("silent maps: give at least one fold file, all of the same fold and recordings")
+    first = folds[0]
+    lines = [f"Measured by `{first['command']}` ({first['device']}) and, in the other rows, the same with the "
+             "overrides shown, or with `--model` and no overrides for a zoo model: feature maps per convolution "
+             f"block ({' and '.join(map(str, first['maps']))} maps) that spike on none of the first "
+             f"{first['training_recordings']} training recordings of fold {first['fold']} (those of the zoo "
+             "model's own training, for a zoo model), before training (epoch 0) and after each epoch under the "
+             "full run's schedule, beside that epoch's training and validation accuracy; code: the commit it "
+             "ran from.", "",
+             "| model or overrides | epoch | training accuracy | validation accuracy | silent maps per block | code |",
+             "|---|---:|---:|---:|---|---|"]
+
+    def percent(row, key):
+        return "–" if row is None or row[key] is None else f"{100 * row[key]:.1f} %"
+
+    def silent(measured, maps):
+        return ", ".join(f"{n} of {m}" for n, m in zip(measured["silent_maps"], maps))
+
+    for r in zoo_models:
+        [measured] = r["epochs"]
+        lines.append(f"| zoo model {r['model']} | trained | – | – | {silent(measured, r['maps'])} | {r['code']} |")
+    for r, changed in zip(folds, _changes(folds, ("--out",))):
+        for e in r["epochs"]:
+            lines.append(f"| {' '.join(changed) or '(as the first row)'} | {e['epoch']} | "
+                         f"{percent(e['history'], 'train_accuracy')} | {percent(e['history'], 'val_accuracy')} | "
+                         f"{silent(e, r['maps'])} | {r['code']} |")
+    return "\n".join(lines)
+
+
 def dense_conv_report(results) -> str:
     lines = [f"Measured by `{results['command']}` ({results['device']}); training step = compiled `jax.grad` "
              "w.r.t. weights and delays; memory = XLA's compiled arguments + outputs + temporaries.", "",
@@ -588,6 +627,9 @@ def main(argv=None):
                         help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
     parser.add_argument("--first-epoch", nargs="+", metavar="FILE",
                         help="first_epoch.py results files: the first is the reference of the others' overrides")
+    parser.add_argument("--silent-maps", nargs="+", metavar="FILE",
+                        help="silent_maps.py results files: zoo models, and one fold's runs (the first is the "
+                             "reference of the others' overrides)")
     parser.add_argument("--eventprop", help="an eventprop_vs_bptt.py results file")
     parser.add_argument("--crossing-search", help="a crossing_search.py results file")
     parser.add_argument("--yinyang-eventprop", help="a delay_task.py results file of the Yin-Yang recipe")
@@ -626,6 +668,8 @@ def main(argv=None):
         sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
     if args.first_epoch:
         sections.append((first_epoch_report([load(p) for p in args.first_epoch]), FE_START, FE_END))
+    if args.silent_maps:
+        sections.append((silent_maps_report([load(p) for p in args.silent_maps]), SM_START, SM_END))
     if args.zoo:
         sections.append((zoo_report(args.zoo), ZOO_START, ZOO_END))
     if not sections:

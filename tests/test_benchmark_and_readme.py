@@ -664,6 +664,18 @@ def test_silent_maps_counts_the_maps_after_each_epoch_as_the_run_trains_them(tmp
     assert no_maps.returncode == 2 and "DelayedFeedForward has no feature maps" in no_maps.stderr
 
 
+def test_readme_silent_maps_table_is_generated_from_the_committed_results():
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(re.escape(report.SM_START) + r"\n(.*?)\n" + re.escape(report.SM_END), readme, re.S)
+    assert section, "README has no silent-maps section"
+    directory = ROOT / "benchmarks" / "silent_maps"
+    # the zoo models, then the fold's runs: the first is the reference whose overrides the others' rows leave out
+    files = [directory / f"{name}_cpu.json" for name in ("zoo_nmnist", "zoo_nmnist_nodelay", "recipe", "warmup_0.05",
+                                                         "weight_scale_1")]
+    assert sorted(files) == sorted(directory.glob("*.json"))
+    assert section.group(1) == report.silent_maps_report([json.loads(f.read_text()) for f in files])
+
+
 def test_readme_first_epoch_table_is_generated_from_the_committed_results():
     readme = (ROOT / "README.md").read_text()
     section = re.search(re.escape(report.FE_START) + r"\n(.*?)\n" + re.escape(report.FE_END), readme, re.S)
