@@ -17,19 +17,13 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 
 import equinox as eqx
 import jax
 import numpy as np
 from hydra.utils import instantiate
 
-from recipes import code_version, compose_recipe, initial_model, save, seeded, xla_flags
-from zoo.checkpoint import Checkpoints
-
-
-class _FirstEpochDone(Exception):
-    pass
+from recipes import code_version, compose_recipe, first_epochs, initial_model, save, seeded, xla_flags
 
 
 def spikes_per_recording(model, spikes, times) -> float:
@@ -56,31 +50,9 @@ def main(argv=None):
     train, test = instantiate(cfg.dataset).load().folds(args.folds, seed=args.seed)[args.fold]
     test = test.subset(np.arange(min(args.recordings, len(test))))
     model = initial_model(cfg, train, cfg.seed, "delays")
-    trainer = instantiate(cfg.trainer)
-    rows = []
-
-    def log(line: str) -> None:
-        row = json.loads(line)
-        if "epoch" in row:
-            rows.append(row)
-            if row["epoch"] == 2:  # epoch 1's checkpoint is written once its row is logged
-                raise _FirstEpochDone
-
-    with tempfile.TemporaryDirectory() as directory:
-        # only to hold epoch 1's model; ranked as train.py ranks a run with no validation split
-        checkpoints = Checkpoints(directory, metric="val_accuracy" if trainer.val_fraction else "train_accuracy")
-        try:  # the recipe's full epoch count: its learning-rate schedule is the full run's
-            trainer.fit(model, train, seed=cfg.seed, log=log, checkpoints=checkpoints)
-        except _FirstEpochDone:
-            pass
-        params = eqx.filter(model, eqx.is_array)
-        # the optimiser state only as the template of the checkpoint's tree: its shape is the same for any
-        # number of updates (the learning-rate schedule's), so 1 will do
-        (trained, _), _ = checkpoints.restore((params, trainer.optimizer(model, 1).init(params)), epoch=1)
-        checkpoints.close()
-    after = eqx.combine(trained, eqx.filter(model, eqx.is_array, inverse=True))
+    [after], [row] = first_epochs(instantiate(cfg.trainer), model, train, cfg.seed, epochs=1)
     result = {"command": "python benchmarks/first_epoch.py " + shlex.join(argv), "device": str(jax.devices()[0]),
-              "fold": args.fold, "first_epoch": rows[0], "test_recordings": len(test),
+              "fold": args.fold, "first_epoch": row, "test_recordings": len(test),
               "spikes_per_recording_before": spikes_per_recording(model, test.spikes, test.times),
               "spikes_per_recording_after": spikes_per_recording(after, test.spikes, test.times),
               "code": code, "xla_flags": xla_flags()}

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 import zoo.hub  # noqa: E402
 from train import build_model, initial_weights  # noqa: E402
 
-__all__ = ["ABLATIONS", "ROOT", "carried_over", "code_version", "compose_recipe", "initial_model", "save", "xla_flags"]
+__all__ = ["ABLATIONS", "ROOT", "carried_over", "code_version", "compose_recipe", "first_epochs", "initial_model", "save",
+           "xla_flags"]
 
 # every delay fixed at zero, everything else equal
 ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
@@ -112,6 +113,47 @@ def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, prev
         parser.error(f"--resume: {args.out} holds runs this command does not make ({', '.join(outside)}); "
                      f"widen {widen} or write to another --out")
     return runs
+
+
+class _EpochsDone(Exception):
+    pass
+
+
+def first_epochs(trainer, model, train, seed: int, epochs: int) -> tuple[list, list[dict]]:
+    """``model`` trained by ``trainer`` on ``train`` for the first ``epochs`` of its run, under the full run's
+    learning-rate schedule (the trainer's own epoch count): the model after each of them and each one's
+    history row, as `cross_validate.py` would record them."""
+    import tempfile
+
+    import equinox as eqx
+
+    from zoo.checkpoint import Checkpoints
+    if not 1 <= epochs <= trainer.epochs:
+        raise ValueError(f"epochs {epochs}: must lie in [1, trainer.epochs = {trainer.epochs}]")
+    rows = []
+
+    def log(line: str) -> None:
+        row = json.loads(line)
+        if "epoch" in row:
+            rows.append(row)
+            if row["epoch"] == epochs + 1:  # epoch K's checkpoint is written once its row is logged
+                raise _EpochsDone
+
+    with tempfile.TemporaryDirectory() as directory:
+        # every epoch kept (ranked by a metric every run logs), to restore each
+        checkpoints = Checkpoints(directory, keep_best=epochs, metric="train_accuracy")
+        try:
+            trainer.fit(model, train, seed=seed, log=log, checkpoints=checkpoints)
+        except _EpochsDone:
+            pass
+        params, static = eqx.partition(model, eqx.is_array)
+        # the optimiser state only as the template of the checkpoint's tree: its shape is the same for any
+        # number of updates (the learning-rate schedule's), so 1 will do
+        template = (params, trainer.optimizer(model, 1).init(params))
+        trained = [eqx.combine(checkpoints.restore(template, which="best", epoch=e)[0][0], static)
+                   for e in range(1, epochs + 1)]
+        checkpoints.close()
+    return trained, rows[:epochs]
 
 
 def save(results: dict, path: str) -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 
 import equinox as eqx
 import jax
@@ -24,12 +23,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 import zoo
-from recipes import code_version, compose_recipe, initial_model, save, seeded, xla_flags
-from zoo.checkpoint import Checkpoints
-
-
-class _EpochsDone(Exception):
-    pass
+from recipes import code_version, compose_recipe, first_epochs, initial_model, save, seeded, xla_flags
 
 
 def silent_maps(model, spikes) -> list[int]:
@@ -70,29 +64,9 @@ def main(argv=None):
     probe = train.subset(np.arange(min(args.recordings, len(train)))).spikes
     silent = [silent_maps(model, probe)]
     if not args.model:
-        trainer = instantiate(cfg.trainer)
-
-        def log(line: str) -> None:
-            row = json.loads(line)
-            if "epoch" in row:
-                rows.append(row)
-                if row["epoch"] == args.epochs + 1:  # epoch K's checkpoint is written once its row is logged
-                    raise _EpochsDone
-
-        with tempfile.TemporaryDirectory() as directory:
-            # every epoch kept (ranked as train.py ranks a run with no validation split), to measure each
-            checkpoints = Checkpoints(directory, keep_best=args.epochs + 1, metric="train_accuracy")
-            try:  # the recipe's full epoch count: its learning-rate schedule is the full run's
-                trainer.fit(model, train, seed=cfg.seed, log=log, checkpoints=checkpoints)
-            except _EpochsDone:
-                pass
-            params, static = eqx.partition(model, eqx.is_array)
-            template = (params, trainer.optimizer(model, 1).init(params))  # its tree, as in first_epoch.py
-            for epoch in range(1, args.epochs + 1):
-                (trained, _), _ = checkpoints.restore(template, which="best", epoch=epoch)
-                silent.append(silent_maps(eqx.combine(trained, static), probe))
-            checkpoints.close()
-        rows = rows[: args.epochs + 1]
+        trained, history = first_epochs(instantiate(cfg.trainer), model, train, cfg.seed, args.epochs)
+        silent += [silent_maps(m, probe) for m in trained]
+        rows += history
     maps = [conv.out_channels for conv in model.convs]
     result = {"command": "python benchmarks/silent_maps.py " + shlex.join(argv), "device": str(jax.devices()[0]),
               "model": args.model, "fold": None if args.model else args.fold, "training_recordings": len(probe),

@@ -107,9 +107,9 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
 
 
 def test_map_spikes_counts_each_feature_map_and_finds_a_silent_one():
-    """``DelayedConv.map_spikes``: each block's spikes per map over one recording, which add up to the maps'
-    share of the model's spike count; a map whose weights and bias are 0 never reaches the threshold, and
-    is the one reported silent."""
+    """``DelayedConv.map_spikes``: each block's spikes per map over one recording, those of the first block
+    as its convolution block counts them, all within the model's spike count; a map whose weights and bias
+    are 0 never reaches the threshold, and is the one reported silent."""
     import equinox as eqx
     from zoo.models import DelayedConv
 
