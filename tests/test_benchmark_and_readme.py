@@ -671,7 +671,8 @@ def test_readme_silent_maps_table_is_generated_from_the_committed_results():
     directory = ROOT / "benchmarks" / "silent_maps"
     # the zoo models, then the fold's runs: the first is the reference whose overrides the others' rows leave out
     files = [directory / f"{name}_cpu.json" for name in ("zoo_nmnist", "zoo_nmnist_nodelay", "recipe", "warmup_0.05",
-                                                         "weight_scale_1")]
+                                                         "weight_scale_1", "map_rate_floor",
+                                                         "map_rate_floor_capacity_16384")]
     assert sorted(files) == sorted(directory.glob("*.json"))
     assert section.group(1) == report.silent_maps_report([json.loads(f.read_text()) for f in files])
 

@@ -128,7 +128,7 @@ def test_config_groups_compose_onto_their_constructors():
     from hydra.utils import instantiate
 
     from zoo.data import Compose, Identity, OneOf, RandomAffine, RandomDrop, RandomDropArea, RandomDropTime, RandomShift
-    from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy
+    from zoo.losses import CrossEntropy, FirstSpikeCrossEntropy, MapRateFloor
     from zoo.trainer import EventPropTrainer
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -156,6 +156,11 @@ def test_config_groups_compose_onto_their_constructors():
                                                              "trainer.augment.augments.1.augments.3.max_fraction=0.2"])
     assert instantiate(eventdrop.trainer).augment == Compose((RandomShift(1), OneOf((
         Identity(), RandomDrop(0.4), RandomDropTime(0.2), RandomDropArea(0.2)))))
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        floor = compose(config_name="config", overrides=["model=delayed_conv", "regulariser=map_rate_floor",
+                                                         "trainer.regulariser.floor=0.002"])
+    assert instantiate(floor.trainer).regulariser == MapRateFloor(strength=0.1, floor=0.002)
+    assert default.trainer.regulariser is None
     assert chosen.distributed._target_ == "jax.distributed.initialize" and chosen.distributed.process_id == 1
     assert chosen.model.max_delay == chosen.max_delay  # one max delay for the model and its queue
 

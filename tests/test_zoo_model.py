@@ -131,6 +131,60 @@ def test_map_spikes_counts_each_feature_map_and_finds_a_silent_one():
     assert float(stats["spikes"]) >= float(first.sum() + second.sum()) > 0
 
 
+def test_map_rate_floor_wakes_a_silent_map_the_loss_cannot_reach():
+    """``stats["map_rates"]`` is each map's spikes per neuron per step (`map_spikes` over steps x the block's
+    neurons per map). Under `queues.Scheduled` the loss's gradient at a silent map's weights is exactly 0
+    (no event carries it); `zoo.losses.MapRateFloor`'s is not, and gradient steps on it alone make the map
+    spike again; maps above the floor cost nothing; bad settings and models without maps are errors."""
+    import equinox as eqx
+    import optax
+    from zoo.losses import MapRateFloor
+    from zoo.models import DelayedConv, DelayedFeedForward
+
+    frame = (2, 8, 8)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (3, 20, 128)).astype(jnp.float32)
+    labels = jnp.array([0, 1, 2])
+    net = DelayedConv(128, 8, 3, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=(4, 6), weight_scale=2.0)
+    conv = net.convs[1]
+    silenced = eqx.tree_at(lambda m: (m.convs[1].weight, m.convs[1].bias), net,
+                           (conv.weight.at[2].set(0.0), conv.bias.at[2].set(0.0)))
+    _, stats = jax.vmap(silenced)(spikes)
+    first, second = jax.vmap(silenced.map_spikes)(spikes)
+    expected = np.concatenate([np.asarray(first) / (20 * 64), np.asarray(second) / (20 * 16)], axis=1)
+    np.testing.assert_allclose(np.asarray(stats["map_rates"]), expected, rtol=1e-6)
+    assert float(stats["map_rates"][:, 4 + 2].max()) == 0.0 and float(stats["map_rates"].min(0)[:4].min()) > 0
+
+    def loss(model):
+        return optax.softmax_cross_entropy_with_integer_labels(jax.vmap(model)(spikes)[0], labels).mean()
+
+    floor = MapRateFloor(strength=1.0, floor=0.05)
+    penalty = lambda model: floor(jax.vmap(model)(spikes)[1])  # noqa: E731
+    silent_grad = lambda g: (g.convs[1].weight[2], g.convs[1].bias[2])  # noqa: E731
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in silent_grad(eqx.filter_grad(loss)(silenced)))
+    weight_grad, bias_grad = silent_grad(eqx.filter_grad(penalty)(silenced))
+    assert float(bias_grad.sum()) < 0 and float(jnp.abs(weight_grad).max()) > 0  # a higher bias lowers the penalty
+    assert float(penalty(silenced)) >= 1.0 / 10  # the silent map alone: strength / 10 maps
+
+    model, optimiser = silenced, optax.sgd(0.05)
+    state = optimiser.init(eqx.filter(model, eqx.is_array))
+    for _ in range(50):
+        grads = eqx.filter_grad(penalty)(model)
+        updates, state = optimiser.update(grads, state)
+        model = eqx.apply_updates(model, updates)
+        if float(jax.vmap(model.map_spikes)(spikes)[1][:, 2].sum()) > 0:
+            break
+    assert float(jax.vmap(model.map_spikes)(spikes)[1][:, 2].sum()) > 0, "the floor did not wake the map"
+
+    assert float(MapRateFloor(strength=1.0, floor=1e-6)(jax.vmap(net)(spikes)[1])) == 0.0  # all maps above it
+    for bad in ({"floor": 0.0}, {"strength": -1.0}, {"strength": float("nan")}):
+        with pytest.raises(ValueError, match="MapRateFloor: need strength >= 0 and floor > 0"):
+            MapRateFloor(**bad)
+    ffn = DelayedFeedForward(128, 8, 3, key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="reports no feature-map rates.*model=delayed_conv"):
+        floor(jax.vmap(ffn)(spikes)[1])
+
+
 def test_stacked_conv_blocks_read_the_pooled_spikes_below_and_all_learn():
     """``features=(4, 6)``: the second convolution reads the first block's pooled spikes, the dense layer
     the second's; every convolution and both kinds of delay get gradients, and sizes that pool a frame

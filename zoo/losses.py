@@ -79,3 +79,31 @@ class SpikeCountRegulariser:
             raise ValueError("SpikeCountRegulariser: the model reports no differentiable spike counts "
                              f"(stats {sorted(stats)}); use a model with exact spike times (model=lif_network)")
         return self.strength * jnp.mean((stats["neuron_counts"].mean(0) - self.target) ** 2)
+
+
+@dataclass(frozen=True)
+class MapRateFloor:
+    """Keeps every feature map of a convolutional SNN spiking: a penalty on the maps whose rate falls
+    below ``floor`` spikes per neuron per step, none on the others,
+
+        R = strength * mean_m (max(0, floor - mean_batch r_m) / floor)^2
+
+    over the maps ``m`` of all blocks, ``r_m`` the model's ``stats["map_rates"]`` (`DelayedConv`). A silent
+    map costs ``strength``. Why: under `queues.Scheduled` a map that stops spiking sends no event, so the
+    loss's gradient never reaches it again (README, silent maps); ``r_m`` is differentiable through the
+    surrogate on the map's own membranes, so this gradient does. Added to the loss by the trainer
+    (``regulariser=map_rate_floor``)."""
+
+    strength: float = 0.1
+    floor: float = 0.001
+
+    def __post_init__(self):
+        if not self.strength >= 0 or not self.floor > 0:
+            raise ValueError(f"MapRateFloor: need strength >= 0 and floor > 0; got {self}")
+
+    def __call__(self, stats: dict[str, Array]) -> Float[Array, ""]:
+        if "map_rates" not in stats:
+            raise ValueError(f"MapRateFloor: the model reports no feature-map rates (stats {sorted(stats)}); "
+                             "use a model with feature maps (model=delayed_conv)")
+        shortfall = jax.nn.relu(self.floor - stats["map_rates"].mean(0)) / self.floor
+        return self.strength * jnp.mean(shortfall ** 2)

@@ -41,6 +41,10 @@ class DelayedConv(DelayedSNN):
     the queue kinds carry the tangents of spike times only (the ADSEQ rules), under which the
     convolutions get no gradient (the delays, the dense layer and the readout get the same gradients
     either way).
+
+    ``stats["map_rates"]`` is each feature map's spikes per neuron per step (the maps of all blocks in
+    order), differentiable through the surrogate on the maps' own membranes: unlike the loss's gradient,
+    which reaches a map only through its events, it reaches a silent map too (`zoo.losses.MapRateFloor`).
     """
 
     convs: tuple[eqx.nn.Conv2d, ...]
@@ -90,6 +94,8 @@ class DelayedConv(DelayedSNN):
         del times  # frames: spikes at the step times
         pooled, block_counts, conv_synops = self._features(spikes)
         map_counts = sum(counts.sum() for counts in block_counts)
+        map_rates = jnp.concatenate([counts.mean(0) / neurons for counts, neurons in
+                                     zip(block_counts, self._map_neurons())])
         pooled_shape = pooled.shape[1:]
         map_delays = jnp.clip(self.map_delays, 0.0, self.axon_queue.max_delay)
         hidden = self.dense.delays.shape[1]
@@ -126,7 +132,7 @@ class DelayedConv(DelayedSNN):
         # sends reaches `hidden`, each hidden spike `classes`
         synops = conv_synops + sent_count * hidden + counts.sum() * self.w_out.shape[0]
         return readout_logits(self.readout, outputs), {"spikes": counts.sum() + map_counts, "dropped": dropped,
-                                                       "synops": synops}
+                                                       "synops": synops, "map_rates": map_rates}
 
     def map_spikes(self, spikes: Float[Array, "steps channels"]) -> tuple[Float[Array, " features"], ...]:
         """Each convolution block's spikes per feature map over one recording. A map at 0 on every
@@ -134,6 +140,12 @@ class DelayedConv(DelayedSNN):
         only gradient that reaches it."""
         _, block_counts, _ = self._features(spikes)
         return tuple(counts.sum(0) for counts in block_counts)
+
+    def _map_neurons(self) -> list[int]:
+        """The neurons of one feature map in each block: the block's input side ('SAME' padding), each
+        block's pooling halving the side for the next."""
+        _, height, width = self.frame
+        return [(height >> i) * (width >> i) for i in range(len(self.convs))]
 
     def _features(self, spikes: Float[Array, "steps channels"]):
         """The convolution blocks on one recording's frames: the last block's pooled spikes ``(steps,
