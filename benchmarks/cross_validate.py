@@ -22,8 +22,11 @@ seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its c
 flags set the threading, hence the order of summation), or holding folds this command would not train.
 ``--seed`` draws the folds and, unless the recipe sets ``seed=``, the model's seed (initial weights and data
 order): ``-- <recipe> seed=1`` trains the same folds from other weights, to see how far a fold's accuracy
-moves with the seed alone. ``--jobs N`` trains N folds at a time, each in its own process (the accuracies do not depend on it; the epoch times are each process's own, on
-the cores it shares with the others).
+moves with the seed alone. ``--jobs N`` trains N folds at a time, each in its own process (the accuracies
+do not depend on it; the epoch times are each process's own, on the cores it shares with the others).
+For a model with feature maps (``model=delayed_conv``) each fold also records ``silent_maps``: per
+convolution block, the trained model's maps that spike on none of the fold's first 100 training
+recordings (as `silent_maps.py` counts them).
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
 (``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
@@ -49,7 +52,8 @@ import numpy as np
 from hydra.utils import instantiate
 
 from processes import completed
-from recipes import ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, seeded, xla_flags
+from recipes import (ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, seeded, silent_maps,
+                     xla_flags)
 
 
 def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
@@ -73,6 +77,9 @@ def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
             # the test's own delivery: a spike dropped there changes the accuracy this run reports
             "test_dropped_spikes": int(np.asarray(stats["dropped"]).sum()),
+            # a conv model's maps that spike on none of the fold's first 100 training recordings once trained
+            **({"silent_maps": silent_maps(model, train.subset(np.arange(min(100, len(train)))).spikes)}
+               if hasattr(model, "map_spikes") else {}),
             "code": code, "xla_flags": xla_flags()}
 
 

@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -154,6 +155,13 @@ def first_epochs(trainer, model, train, seed: int, epochs: int) -> tuple[list, l
                    for e in range(1, epochs + 1)]
         checkpoints.close()
     return trained, rows[:epochs]
+
+
+def silent_maps(model, spikes) -> list[int]:
+    """Per convolution block of ``model`` (`DelayedConv.map_spikes`), the feature maps that spike on none
+    of the recordings ``spikes``: under `queues.Scheduled` such a map gets no gradient from the loss."""
+    counts = eqx.filter_jit(jax.vmap(lambda m, s: m.map_spikes(s), in_axes=(None, 0)))(model, spikes)
+    return [int((np.asarray(block).sum(0) == 0).sum()) for block in counts]
 
 
 def save(results: dict, path: str) -> None:

@@ -17,19 +17,12 @@ import json
 import shlex
 import sys
 
-import equinox as eqx
 import jax
 import numpy as np
 from hydra.utils import instantiate
 
 import zoo
-from recipes import code_version, compose_recipe, first_epochs, initial_model, save, seeded, xla_flags
-
-
-def silent_maps(model, spikes) -> list[int]:
-    """Per convolution block, the feature maps that spike on none of the recordings ``spikes``."""
-    counts = eqx.filter_jit(jax.vmap(lambda m, s: m.map_spikes(s), in_axes=(None, 0)))(model, spikes)
-    return [int((np.asarray(block).sum(0) == 0).sum()) for block in counts]
+from recipes import code_version, compose_recipe, first_epochs, initial_model, save, seeded, silent_maps, xla_flags
 
 
 def main(argv=None):
