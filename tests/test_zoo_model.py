@@ -213,6 +213,7 @@ def test_stacked_conv_blocks_read_the_pooled_spikes_below_and_all_learn():
     assert maps.dtype == jnp.bfloat16  # what the second block's bfloat16 convolution reads
     half, half_stats = jax.vmap(half_net)(spikes.astype(jnp.bfloat16))
     assert np.all(np.isfinite(np.asarray(half, np.float32))) and int(half_stats["dropped"].sum()) == 0
+    assert half.dtype == jnp.float32  # the LIF state integrates in float32 whatever the weights' (hidden_state)
     grads = eqx.filter_grad(lambda m: jnp.sum(jnp.tanh(jax.vmap(m)(spikes)[0])))(net)
     for g in (grads.convs[0].weight, grads.convs[1].weight, grads.map_delays, grads.dense.delays):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0

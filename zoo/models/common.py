@@ -145,5 +145,10 @@ class DelayedSNN(eqx.Module):
         return step
 
     def hidden_state(self, hidden: int):
-        """The zero ``(current, v, readout)`` state of `hidden_step`."""
+        """The zero ``(current, v, readout)`` state of `hidden_step`, in float32 whatever the weights' dtype.
+
+        Mixed precision on purpose: a bfloat16 model's synaptic jumps and matmuls run in bfloat16, but the
+        state that integrates them over the steps stays float32, as accumulators do. A bfloat16 membrane
+        (8 bits of mantissa) would round away increments below 1/256 of its value, so slow charging
+        towards the threshold would stall and spike times would shift with the dtype."""
         return jnp.zeros(hidden), jnp.zeros(hidden), jnp.zeros(self.w_out.shape[0])
