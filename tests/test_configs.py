@@ -211,6 +211,24 @@ def test_trainer_says_when_validation_holds_classes_it_never_trains_on():
     assert metrics["val_classes_never_trained"] == []
 
 
+def test_trainer_says_once_when_the_network_falls_silent():
+    """A network that never reaches its threshold sends the readout nothing: the trainer says so at the
+    first silent epoch (not at every one), naming what was measured and what to change."""
+    data = DelayTask(examples=64).load()
+    silent = DelayedFeedForward(2, 4, 2, queue=queues.Scheduled(max_delay=64.0), key=jax.random.PRNGKey(0),
+                                threshold=1e6)
+    messages = []
+    _, metrics = SurrogateTrainer(epochs=2, batch_size=16).fit(silent, data, log=messages.append)
+    assert [h["hidden_spikes_per_example"] for h in metrics["history"]] == [0.0, 0.0]
+    warnings = [m for m in messages if m.startswith("warning")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: epoch 1: the hidden neurons spiked on none of "
+                                                         "the validation recordings")
+    assert "optim.warmup_fraction" in warnings[0]
+    messages.clear()
+    SurrogateTrainer(epochs=1, batch_size=16, val_fraction=0).fit(silent, data, log=messages.append)
+    assert any("spiked on none of the training batches" in m for m in messages)
+
+
 def test_trainer_without_validation_trains_on_every_example(tmp_path):
     """val_fraction=0: no validation split (one example per class can spare none); no metric pretends
     to be a validation accuracy, and checkpoints ranked by one say what is missing."""

@@ -190,6 +190,8 @@ class SurrogateTrainer:
                    "seconds": time.perf_counter() - start}
             history.append(row)
             log(json.dumps(row))
+            if spikes == 0 and not any(h["hidden_spikes_per_example"] == 0 for h in history[:-1]):
+                log(silence_warning(e + 1, "validation recordings" if len(val) else "training batches"))
             shown = row["val_accuracy"] if len(val) else row["train_accuracy"]
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{shown:.3f}",
                             spikes=f"{row['hidden_spikes_per_example']:.1f}", dropped=row["dropped_spikes"])
@@ -251,6 +253,19 @@ class EventPropTrainer(SurrogateTrainer):
     spike times differentiated through the adjoint system, memory O(spikes) instead of O(steps)."""
 
     gradient = "eventprop"
+
+
+def silence_warning(epoch: int, measured_on: str) -> str:
+    """What to tell a user whose network stopped spiking: said once, at the first silent epoch.
+
+    With no hidden spike the readout sees nothing, so every prediction is the same class and the loss sits
+    at ln(classes). Where events carry the only gradient (`queues.Scheduled`, the N-MNIST conv recipe) a
+    silent layer gets none and cannot wake again: every later epoch is wasted, as in three folds of the
+    README's runs, each silenced in its first epoch."""
+    return (f"warning: epoch {epoch}: the hidden neurons spiked on none of the {measured_on}, so the readout sees "
+            "nothing and predicts one class. A layer delivered by queue=scheduled gets gradient only through its "
+            "spikes, so it cannot learn again; restart with a lower optim.lr or with optim.warmup_fraction "
+            "(e.g. 0.05), which keeps the first updates from silencing it")
 
 
 def all_delays(model) -> np.ndarray:
