@@ -18,7 +18,8 @@ Usage:
     python benchmarks/report.py --cross-validation-conv-stopped benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
         benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
     python benchmarks/report.py --first-epoch benchmarks/first_epoch/hidden_256_cpu.json \
-        benchmarks/first_epoch/hidden_256_clip_norm_1_cpu.json --readme README.md
+        benchmarks/first_epoch/hidden_256_clip_norm_1_cpu.json benchmarks/first_epoch/affine_10_cpu.json \
+        benchmarks/first_epoch/affine_10_warmup_0.05_cpu.json --readme README.md
     python benchmarks/report.py --silent-maps benchmarks/silent_maps/zoo_*.json benchmarks/silent_maps/recipe_cpu.json \
         benchmarks/silent_maps/warmup_0.05_cpu.json benchmarks/silent_maps/weight_scale_1_cpu.json --readme README.md
     python benchmarks/report.py --eventprop benchmarks/eventprop_vs_bptt_cpu.json --readme README.md
@@ -398,13 +399,14 @@ def frame_cnn_report(results: list[dict]) -> str:
 
 
 def first_epoch_report(results: list[dict]) -> str:
-    """One row per first_epoch.py results file, all of one fold: its train.py overrides against the first
-    file's (`_changes`), the fold, the first epoch's loss and validation accuracy, and the network's
-    spikes per test recording before and after that epoch."""
-    changes = _changes(results, ("--out",))  # the same fold and recordings: rows that compare
+    """One row per first_epoch.py results file: its train.py overrides against the first file's
+    (`_changes`), its fold, the first epoch's loss and validation accuracy, and the network's spikes per
+    test recording before and after that epoch. Rows of one fold compare; the folds are the same
+    cross-validation's (the same ``--folds`` and ``--seed``), so a row is the first epoch of that fold's run."""
+    changes = _changes(results, ("--out", "--fold"))
     lines = [f"Measured by `{results[0]['command']}` ({results[0]['device']}) and, in the other rows, the same "
-             "with the overrides shown: one fold's first epoch under the full run's schedule; its loss and "
-             "validation accuracy; every neuron's spikes per test recording (the first "
+             "with the fold and overrides shown: one fold's first epoch under the full run's schedule; its loss "
+             "and validation accuracy; every neuron's spikes per test recording (the first "
              f"{results[0]['test_recordings']} of the fold), before and after it; code: the commit it ran from.", "",
              "| overrides | fold | loss | validation accuracy | spikes before | spikes after | code |",
              "|---|---:|---:|---:|---:|---:|---|"]

@@ -683,6 +683,8 @@ def test_readme_first_epoch_table_is_generated_from_the_committed_results():
     assert section, "README has no first-epoch section"
     # the first file is the reference whose overrides the others' rows leave out
     files = [ROOT / "benchmarks" / "first_epoch" / "hidden_256_cpu.json",
-             ROOT / "benchmarks" / "first_epoch" / "hidden_256_clip_norm_1_cpu.json"]
+             ROOT / "benchmarks" / "first_epoch" / "hidden_256_clip_norm_1_cpu.json",
+             ROOT / "benchmarks" / "first_epoch" / "affine_10_cpu.json",
+             ROOT / "benchmarks" / "first_epoch" / "affine_10_warmup_0.05_cpu.json"]
     assert sorted(files) == sorted((ROOT / "benchmarks" / "first_epoch").glob("*.json"))
     assert section.group(1) == report.first_epoch_report([json.loads(f.read_text()) for f in files])
