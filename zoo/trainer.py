@@ -259,13 +259,14 @@ def silence_warning(epoch: int, measured_on: str) -> str:
     """What to tell a user whose network stopped spiking: said once, at the first silent epoch.
 
     With no hidden spike the readout sees nothing, so every prediction is the same class and the loss sits
-    at ln(classes). Where events carry the only gradient (`queues.Scheduled`, the N-MNIST conv recipe) a
-    silent layer gets none and cannot wake again: every later epoch is wasted, as in three folds of the
-    README's runs, each silenced in its first epoch."""
+    at ln(classes). Neurons whose spikes reach the next layer through `queues.Scheduled` get gradient only
+    through those spikes (`Schedule.gain`), so once they are silent nothing wakes them: when a conv
+    network's maps all fall silent, every later epoch is wasted, as in three folds of the README's runs,
+    each silenced in its first epoch."""
     return (f"warning: epoch {epoch}: the hidden neurons spiked on none of the {measured_on}, so the readout sees "
-            "nothing and predicts one class. A layer delivered by queue=scheduled gets gradient only through its "
-            "spikes, so it cannot learn again; restart with a lower optim.lr or with optim.warmup_fraction "
-            "(e.g. 0.05), which keeps the first updates from silencing it")
+            "nothing and predicts one class. Neurons whose spikes are delivered by queue=scheduled get gradient "
+            "only through those spikes, so silent ones may never learn again; restart with a lower optim.lr or "
+            "with optim.warmup_fraction (e.g. 0.05), which keeps the first updates from silencing them")
 
 
 def all_delays(model) -> np.ndarray:
