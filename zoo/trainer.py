@@ -260,9 +260,8 @@ def silence_warning(epoch: int, measured_on: str) -> str:
 
     With no hidden spike the readout sees nothing, so every prediction is the same class and the loss sits
     at ln(classes). Neurons whose spikes reach the next layer through `queues.Scheduled` get gradient only
-    through those spikes (`Schedule.gain`), so once they are silent nothing wakes them: when a conv
-    network's maps all fall silent, every later epoch is wasted, as in three folds of the README's runs,
-    each silenced in its first epoch."""
+    through those spikes (`Schedule.gain`), so once they are silent nothing wakes them: three folds of the
+    README's conv runs went silent in their first epoch and stayed at chance through every later one."""
     return (f"warning: epoch {epoch}: the hidden neurons spiked on none of the {measured_on}, so the readout sees "
             "nothing and predicts one class. Neurons whose spikes are delivered by queue=scheduled get gradient "
             "only through those spikes, so silent ones may never learn again; restart with a lower optim.lr or "
