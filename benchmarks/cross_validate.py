@@ -19,7 +19,9 @@ change at a fifth of the cost (`report.py` shows such a partial result only as a
 recipe's result on the same fold). ``--resume`` keeps the folds `--out` already holds (the file is saved
 after every fold) and trains only the missing ones; it refuses a file measured with another recipe, folds,
 seed, device or `XLA_FLAGS` (each run records its own, `xla_flags`, beside its commit, `code`: on CPU the
-flags set the threading, hence the order of summation), or holding folds this command would not train.
+flags set the threading, hence the order of summation), with another ``--ablation-override`` for a model it
+holds runs of, or holding folds this command would not train. So a file of the delayed model's folds alone
+(``--ablations delays``) is completed by ``--resume`` with the ablation's own starting point.
 ``--seed`` draws the folds and, unless the recipe sets ``seed=``, the model's seed (initial weights and data
 order): ``-- <recipe> seed=1`` trains the same folds from other weights, to see how far a fold's accuracy
 moves with the seed alone. ``--jobs N`` trains N folds at a time, each in its own process (the accuracies
@@ -91,6 +93,17 @@ def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablat
     return {"fold": fold, **run_fold(cfg, train, test, ablation, code)}
 
 
+def ablation_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, list[str]]:
+    """Each ablation's own overrides, from ``--ablation-override ABLATION:OVERRIDE`` items (in order)."""
+    extra = {name: [] for name in ABLATIONS}
+    for item in items:
+        name, _, override = item.partition(":")
+        if name not in extra or not override:
+            parser.error(f"--ablation-override {item!r}: expected ABLATION:OVERRIDE with ABLATION one of {list(extra)}")
+        extra[name].append(override)
+    return extra
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -107,12 +120,7 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="keep the folds --out holds, train the missing ones")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args(argv)
-    extra = {name: [] for name in ABLATIONS}
-    for item in args.ablation_override:
-        name, _, override = item.partition(":")
-        if name not in extra or not override:
-            parser.error(f"--ablation-override {item!r}: expected ABLATION:OVERRIDE with ABLATION one of {list(extra)}")
-        extra[name].append(override)
+    extra = ablation_overrides(parser, args.ablation_override)
     only = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
     if not set(only) <= set(range(args.folds)):
         parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
@@ -131,8 +139,15 @@ def main(argv=None):
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
-            results["runs"] = carried_over(parser, args, json.load(f), ["overrides", "folds", "seed", "ablation_override"],
-                                           "fold", only, "--only-folds/--ablations")
+            previous = json.load(f)
+        results["runs"] = carried_over(parser, args, previous, ["overrides", "folds", "seed"], "fold", only,
+                                       "--only-folds/--ablations")
+        # an ablation's own overrides change only its runs: a file of the delayed model's folds alone can be
+        # completed by a command that gives the ablation its starting point (the run is what both would make)
+        then = ablation_overrides(parser, parser.parse_args(shlex.split(previous["command"])[2:]).ablation_override)
+        for name in sorted(name for name, runs in results["runs"].items() if runs and then[name] != extra[name]):
+            parser.error(f"--resume: {args.out} holds {name} runs measured with --ablation-override {then[name]}, "
+                         f"not {extra[name]}")
     done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
     todo = {name: [i for i in only if (name, i) not in done] for name in recipes}
 

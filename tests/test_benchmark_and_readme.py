@@ -337,6 +337,26 @@ def test_cross_validation_tests_every_example_once(tmp_path):
     assert proc.returncode != 0 and "was measured with overrides" in proc.stderr
     proc = subprocess.run(command + ["--only-folds", "0"] + recipe, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0 and "holds runs this command does not make (delays fold 1, no_delays fold 1)" in proc.stderr
+    # an ablation's own override changes only its runs: the delayed model's fold alone (`alone`, measured without
+    # one) is completed by a command giving the ablation its own, the same run as in the full cross-validation ...
+    def resume(path, *options):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2",
+                               "--out", str(path), "--resume", *options, *recipe], cwd=ROOT, capture_output=True,
+                              text=True, timeout=600)
+
+    completing = tmp_path / "completing.json"
+    completing.write_text(json.dumps(alone))
+    proc = resume(completing, "--only-folds", "1", "--ablation-override", "no_delays:trainer.epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    completed = json.loads(completing.read_text())
+    assert completed["runs"]["delays"] == alone["runs"]["delays"]
+    assert [untimed(r) for r in completed["runs"]["no_delays"]] == [untimed(parallel["runs"]["no_delays"][1])]
+    # ... but a model whose runs the file holds keeps the overrides it was measured with
+    proc = resume(completing, "--only-folds", "1", "--ablation-override", "delays:trainer.epochs=1")
+    assert proc.returncode != 0 and "holds delays runs measured with --ablation-override [], not" in proc.stderr
+    proc = resume(partial)
+    assert proc.returncode != 0 and "holds no_delays runs measured with --ablation-override ['trainer.epochs=1'], not []" \
+        in proc.stderr
 
 
 def test_cross_validation_table_counts_dropped_spikes_and_never_guesses_a_missing_count():
