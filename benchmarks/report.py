@@ -203,14 +203,27 @@ def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str,
     return _changes(results, ignored)
 
 
+def _ablation_overrides(command: str) -> list[str]:
+    """A cross_validate.py command's ``--ablation-override ABLATION:OVERRIDE`` values, in order."""
+    words = shlex.split(command)
+    words = words[:words.index("--")] if "--" in words else words
+    return [value for option, value in zip(words, words[1:]) if option == "--ablation-override"] + [
+        w.split("=", 1)[1] for w in words if w.startswith("--ablation-override=")]
+
+
 def _changes(results: list[dict], ignored: tuple[str, ...] = SAME_MEASUREMENT) -> list[list[str]]:
     """What each results file changed against the first (the recipe): its train.py overrides that the
-    recipe lacks, then ``(without ...)`` the recipe's that it lacks. Refuses a file whose options before
-    ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure something else."""
+    recipe lacks, then ``(without ...)`` the recipe's that it lacks; an ``--ablation-override`` is one of
+    them, ``no_delays:init_from=...`` (it changes that model's runs only). Refuses a file whose other
+    options before ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure
+    something else."""
+    ignored = ignored + ("--ablation-override",)
     options, recipe = _split_command(results[0]["command"], ignored)
+    recipe = recipe + _ablation_overrides(results[0]["command"])
     changes = []
     for r in results:
         mine, overrides = _split_command(r["command"], ignored)
+        overrides = overrides + _ablation_overrides(r["command"])
         if mine != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
                              f"than {', '.join(ignored)} before `--`): its row would not compare")

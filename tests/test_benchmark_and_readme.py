@@ -159,6 +159,13 @@ def test_cross_validation_variants_table_compares_the_same_folds():
         report.cv_variants_report([recipe, elsewhere])
     with pytest.raises(ValueError, match="is not measured as"):
         report.cv_variants_report([recipe, results("--folds 3", "a=1", {"delays": [1] * 3, "no_delays": [1] * 3}, 3)])
+    # an ablation's own override is a change of the variant (of that model's runs), shown as ABLATION:OVERRIDE
+    own = results("--folds 2 --ablation-override no_delays:init_from=x", "a=1 b=2 init_from=y",
+                  {"delays": [0.9, 0.9], "no_delays": [0.3, 0.5]})
+    assert report.cv_variants_report([recipe, own]).splitlines()[-1].startswith(
+        "| init_from=y no_delays:init_from=x | 90.00 ± 0.00 % | 40.00 ± 10.00 % |")
+    assert report.cv_variants_report([own, recipe]).splitlines()[-1].startswith(
+        "| (without init_from=y no_delays:init_from=x) | 60.00 ± 10.00 % |")
     with pytest.raises(ValueError, match="needs the recipe's models"):
         report.cv_variants_report([recipe, results("--folds 2", "a=1", {"delays": [1, 1]})])
     with pytest.raises(ValueError, match="incomplete"):
