@@ -138,16 +138,12 @@ def main(argv=None):
     recipes = {name: seeded(args.overrides + ABLATIONS[name] + extra[name], args.seed) for name in args.ablations}
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
-        with open(args.out) as f:
-            previous = json.load(f)
-        results["runs"] = carried_over(parser, args, previous, ["overrides", "folds", "seed"], "fold", only,
-                                       "--only-folds/--ablations")
         # an ablation's own overrides change only its runs: a file of the delayed model's folds alone can be
         # completed by a command that gives the ablation its starting point (the run is what both would make)
-        then = ablation_overrides(parser, parser.parse_args(shlex.split(previous["command"])[2:]).ablation_override)
-        for name in sorted(name for name, runs in results["runs"].items() if runs and then[name] != extra[name]):
-            parser.error(f"--resume: {args.out} holds {name} runs measured with --ablation-override {then[name]}, "
-                         f"not {extra[name]}")
+        own = ("--ablation-override", lambda a: ablation_overrides(parser, a.ablation_override))
+        with open(args.out) as f:
+            results["runs"] = carried_over(parser, args, json.load(f), ["overrides", "folds", "seed"], "fold", only,
+                                           "--only-folds/--ablations", per_model=own)
     done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
     todo = {name: [i for i in only if (name, i) not in done] for name in recipes}
 

@@ -8,7 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 
 from hydra import compose, initialize_config_dir
 
@@ -89,14 +89,22 @@ def compose_recipe(overrides: list[str]):
 
 
 def carried_over(parser: argparse.ArgumentParser, args: argparse.Namespace, previous: dict, settings: list[str],
-                 unit: str, wanted: Container[int], widen: str) -> dict:
+                 unit: str, wanted: Container[int], widen: str,
+                 per_model: tuple[str, Callable[[argparse.Namespace], dict]] | None = None) -> dict:
     """The runs of ``previous`` (what ``args.out`` holds, for ``--resume``), checked to be runs of this
     command: each of ``settings`` (``args`` attributes: the overrides and the flags that change a run) as
     this command has it, the same device, and only models of ``args.ablations`` whose ``unit`` (``"seed"``
-    or ``"fold"``) is in ``wanted``. Anything else is a command-line error naming it, suggesting ``widen``
-    (the flags that choose runs) or another ``--out``: a resumed benchmark is the same measurement as an
-    uninterrupted one, never a mix of two."""
+    or ``"fold"``) is in ``wanted``. ``per_model`` is a flag that changes one model's runs only, with what
+    it sets per model (e.g. ``--ablation-override``): it must match only for the models ``previous`` holds
+    runs of, so a file of one model's runs can be completed with the other's own setting. Anything else is
+    a command-line error naming it, suggesting ``widen`` (the flags that choose runs) or another ``--out``:
+    a resumed benchmark is the same measurement as an uninterrupted one, never a mix of two."""
     before = parser.parse_args(shlex.split(previous["command"])[2:])
+    if per_model:
+        flag, of = per_model
+        then, now = of(before), of(args)
+        for name in sorted(name for name, rs in previous["runs"].items() if rs and then[name] != now[name]):
+            parser.error(f"--resume: {args.out} holds {name} runs measured with {flag} {then[name]}, not {now[name]}")
     compared = [(name if name == "overrides" else "--" + name.replace("_", "-"), getattr(before, name),
                  getattr(args, name)) for name in settings]
     for what, then, now in compared + [("device", previous["device"], str(jax.devices()[0]))]:
