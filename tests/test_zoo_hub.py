@@ -46,7 +46,7 @@ def test_registry_lists_every_model_with_its_ablation_and_loads_shipped_weights(
         entry = zoo.registry.get_entry(name)
         if not name.endswith("_nodelay"):
             twin = zoo.registry.get_entry(f"{name}_nodelay")
-            assert twin.recipe == entry.recipe + zoo.registry.NO_DELAYS and twin.ablation_of == name
+            assert twin.recipe == zoo.registry.no_delay_recipe(entry.recipe) and twin.ablation_of == name
     assert set(zoo.list_models(pretrained=True)) == set(names)  # all of them ship
     for name in names:  # and each was trained by the recipe its registry entry names
         recipe = json.loads((zoo.registry.get_entry(name).shipped / "config.json").read_text())["recipe"]
@@ -61,6 +61,29 @@ def test_registry_lists_every_model_with_its_ablation_and_loads_shipped_weights(
     assert float((np.asarray(logits).argmax(-1) == test.labels).mean()) > 0.95  # trained, not random
     fresh = zoo.load(NAME, pretrained=False, seed=3)
     assert any(not np.array_equal(a, b) for a, b in zip(leaves(fresh), leaves(zoo.load(NAME))))
+
+
+def test_the_ablation_of_a_fine_tuning_recipe_starts_from_the_ablation_of_its_start():
+    """`delayed_conv.nmnist` fine-tunes `delayed_conv.saccades`; its no-delay twin must fine-tune the
+    twin of that, whose delays are all 0, not freeze the learned delays of the model with them."""
+    no_delays = zoo.registry.NO_DELAYS
+    assert zoo.registry.no_delay_recipe(("model=delayed_ffn", "max_delay=8")) == ("model=delayed_ffn", "max_delay=8",
+                                                                                  *no_delays)
+    fine_tuning = zoo.registry.get_entry("delayed_conv.nmnist")
+    assert "init_from=delayed_conv.saccades" in fine_tuning.recipe
+    twin = zoo.registry.get_entry("delayed_conv.nmnist_nodelay")
+    assert [o for o in twin.recipe if o.startswith("init_from=")] == ["init_from=delayed_conv.saccades_nodelay"]
+    assert twin.recipe[-len(no_delays):] == no_delays
+    start = zoo.hub.leaf_paths(zoo.load("delayed_conv.saccades_nodelay"))
+    delays = [k for k in start if "delay" in k]
+    assert delays and all(not np.asarray(start[k]).any() for k in delays)
+    learned = zoo.hub.leaf_paths(zoo.load("delayed_conv.saccades"))
+    assert any(np.asarray(learned[k]).any() for k in delays)
+    # a start without a registered ablation of its own would make a frozen-delay twin: refused, naming it
+    with pytest.raises(ValueError, match="init_from=runs/pretrained must start from runs/pretrained_nodelay"):
+        zoo.registry.no_delay_recipe(("model=delayed_conv", "init_from=runs/pretrained"))
+    with pytest.raises(ValueError, match="delayed_ffn.nmnist_nodelay_nodelay, which is not registered"):
+        zoo.registry.no_delay_recipe(("init_from=delayed_ffn.nmnist_nodelay",))
 
 
 def test_save_and_load_round_trip_with_a_card_huggingface_hub_parses(tmp_path):

@@ -62,15 +62,35 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+def no_delay_recipe(recipe: tuple[str, ...]) -> tuple[str, ...]:
+    """The no-delay ablation of ``recipe``: `NO_DELAYS` appended, and a fine-tuning recipe
+    (``init_from=NAME``, a zoo model) started from ``NAME_nodelay`` instead, NAME's own ablation. Started
+    from NAME, its learned delays would load over ``model.init_delay=0`` and stay frozen at their values
+    (``optim.lr_delays=0``): a network with fixed delays, not one without them."""
+    ablated = []
+    for override in recipe:
+        key, _, start = override.partition("=")
+        if key == "init_from":
+            twin = _REGISTRY.get(f"{start}_nodelay")
+            if twin is None or twin.ablation_of != start:
+                raise ValueError(f"zoo: the no-delay ablation of a recipe with {override} must start from "
+                                 f"{start}_nodelay, which is not registered: register {start} with_ablation=True "
+                                 "before it")
+            override = f"init_from={twin.name}"
+        ablated.append(override)
+    return tuple(ablated) + NO_DELAYS
+
+
 def register(entry: PretrainedEntry, *, with_ablation: bool = False) -> PretrainedEntry:
-    """Add ``entry`` (and, with ``with_ablation``, its ``<name>_nodelay`` twin) to the zoo."""
+    """Add ``entry`` (and, with ``with_ablation``, its ``<name>_nodelay`` twin, trained by
+    `no_delay_recipe`) to the zoo."""
     if entry.name.count(".") != 1:
         raise ValueError(f"zoo names are 'arch.tag', got {entry.name!r}")
     if entry.name in _REGISTRY and _REGISTRY[entry.name] != entry:
         raise ValueError(f"zoo: {entry.name!r} is registered twice with different recipes")
     _REGISTRY[entry.name] = entry
     if with_ablation:
-        register(PretrainedEntry(f"{entry.name}_nodelay", entry.recipe + NO_DELAYS,
+        register(PretrainedEntry(f"{entry.name}_nodelay", no_delay_recipe(entry.recipe),
                                  f"{entry.summary} Ablation: every delay fixed at 0.", ablation_of=entry.name))
     return entry
 
