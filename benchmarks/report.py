@@ -13,7 +13,7 @@ Usage:
     python benchmarks/report.py --cross-validation-conv-probes \
         benchmarks/nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json \
         benchmarks/nmnist_cv_conv_probes/*.json --readme README.md
-    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_cpu.json \
+    python benchmarks/report.py --cross-validation-conv-running benchmarks/nmnist_cv_conv_variants/no_pretraining_cpu.json \
         benchmarks/nmnist_cv_conv_running/*.json --readme README.md
     python benchmarks/report.py --cross-validation-conv-stopped benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
         benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
@@ -583,6 +583,8 @@ def zoo_report(directory: str) -> str:
     """The shipped models, from their own files: config.json in ``directory`` (zoo/pretrained) and
     evaluation.json beside their cards (model_cards)."""
     import os
+
+    from zoo.cards import no_test_result
     rows = ["| model | data | delays | validation acc. (training run) | test acc. (this CPU) | cpu variant: queue, "
             "dtype, batch (speed-up vs trained queue) |", "|---|---|---|---|---|---|"]
     for name in sorted(os.listdir(directory)):
@@ -598,7 +600,7 @@ def zoo_report(directory: str) -> str:
             with open(evaluation_path) as f:
                 evaluations = json.load(f)
         tests = [r for r in evaluations if r["split"].startswith("test")]
-        test = f"{tests[0]['accuracy'] * 100:.2f} % ({tests[0]['num_samples']})" if tests else "withheld"
+        test = f"{tests[0]['accuracy'] * 100:.2f} % ({tests[0]['num_samples']})" if tests else no_test_result(config)
         cpu = config.get("variants", {}).get("cpu")
         tuned = "not tuned" if not cpu else (
             f"{(cpu['queue'] or {}).get('_target_', 'none').rsplit('.', 1)[-1]}, {cpu['dtype']}, {cpu['batch_size']} "

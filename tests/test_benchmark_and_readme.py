@@ -78,9 +78,10 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
     # the probes ran against the recipe before the one they led to: that run is their reference
     ("CVCP_START", "CVCP_END", "cv_probes_report", "nmnist_cv_conv_variants/max_delay_8_batch_size_32_cpu.json",
      "nmnist_cv_conv_probes"),
-    # runs and checks of the current recipe not yet in its variants; the runs of the recipe before it that
-    # lost with delays and stopped there
-    ("CVCR_START", "CVCR_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_running"),
+    # full runs and checks of the recipe before the saccade-pretrained one (batch 8 from scratch), which
+    # the pretrained run replaced; the runs of the recipe before that one, which lost with delays and stopped there
+    ("CVCR_START", "CVCR_END", "cv_probes_report", "nmnist_cv_conv_variants/no_pretraining_cpu.json",
+     "nmnist_cv_conv_running"),
     ("CVCS_START", "CVCS_END", "cv_probes_report", "nmnist_cv_conv_variants/batch_size_16_cpu.json",
      "nmnist_cv_conv_stopped"),
     ("FCNN_START", "FCNN_END", "frame_cnn_report", "nmnist_cv_frame_cnn_cpu.json", "nmnist_cv_frame_cnn_variants"),
@@ -379,12 +380,34 @@ def test_cross_validation_table_counts_dropped_spikes_and_never_guesses_a_missin
 
 
 def test_the_conv_zoo_model_is_trained_by_the_cross_validated_recipe():
-    """The README says the 5-fold conv recipe ships as `delayed_conv.nmnist`: one recipe, not two that drift."""
+    """The README says the 5-fold conv recipe ships as `delayed_conv.nmnist` (and its no-delay arm as its
+    twin): one recipe, not two that drift. The cross-validation started from two local pretraining runs,
+    which ship as `delayed_conv.saccades{,_nodelay}`: each is the run whose record is committed in
+    benchmarks/pretraining/ (the same recipe and the same training history, epoch by epoch)."""
     import shlex
 
+    import yaml
+
     import zoo
+    from recipes import ABLATIONS
+    runs = {"runs/saccades_conv": "delayed_conv.saccades", "runs/saccades_conv_nodelay": "delayed_conv.saccades_nodelay"}
+    for run, name in runs.items():
+        record = ROOT / "benchmarks" / "pretraining" / run.split("/")[1]
+        entry = zoo.registry.get_entry(name)
+        assert list(entry.recipe) == yaml.safe_load((record / "overrides.yaml").read_text())
+        shipped = json.loads((entry.shipped / "config.json").read_text())["training"]
+        assert shipped["history"] == json.loads((record / "metrics.json").read_text())["history"]
+
+    def as_shipped(overrides):  # Hydra's meaning: the last value of each key, with the runs' zoo names
+        values = dict(o.split("=", 1) for o in overrides)
+        return {k: runs.get(v, v) if k == "init_from" else v for k, v in values.items()}
+
     command = json.loads((ROOT / "benchmarks" / "nmnist_cv_conv_cpu.json").read_text())["command"]
-    assert list(zoo.registry.get_entry("delayed_conv.nmnist").recipe) == shlex.split(command.split(" -- ", 1)[1])
+    recipe = shlex.split(command.split(" -- ", 1)[1])
+    assert list(zoo.registry.get_entry("delayed_conv.nmnist").recipe) == [
+        f"init_from={runs[o.split('=', 1)[1]]}" if o.startswith("init_from=") else o for o in recipe]
+    no_delays = recipe + ABLATIONS["no_delays"] + [o.split(":", 1)[1] for o in report._ablation_overrides(command)]
+    assert as_shipped(zoo.registry.get_entry("delayed_conv.nmnist_nodelay").recipe) == as_shipped(no_delays)
 
 
 def test_cross_validation_compares_delays_with_no_delays_fold_by_fold():

@@ -238,3 +238,6 @@ def test_saccade_digits_look_like_nmnist_and_are_cached(tmp_path):
     assert split == "train"
     np.testing.assert_array_equal(seen.spikes, data.spikes[:5])  # the first of the digits it trained on
     np.testing.assert_array_equal(seen.labels, labels[:5])
+    from zoo.cards import no_test_result  # and its card says there is no test, not that it is withheld
+    assert no_test_result(config) == "none: a fixed pool, validation only"
+    assert no_test_result({"dataset": {"_target_": "zoo.data.NMNISTRasters"}}) == "withheld"

@@ -60,6 +60,15 @@ DATASETS: dict[str, dict[str, str]] = {
 }
 
 
+def no_test_result(config: dict[str, Any]) -> str:
+    """What stands for a missing test accuracy: the test split is withheld, or (data drawn from a fixed
+    pool, `zoo.inference.test_data`) there is none."""
+    from hydra.utils import get_class
+
+    fixed_pool = not getattr(get_class(config["dataset"]["_target_"]), "fresh_draws", True)
+    return "none: a fixed pool, validation only" if fixed_pool else "withheld"
+
+
 def dataset_info(config: dict[str, Any]) -> dict[str, str]:
     target = config["dataset"]["_target_"]
     return DATASETS.get(target, {"name": target.rsplit(".", 1)[-1], "id": target.rsplit(".", 1)[-1].lower(),
@@ -183,7 +192,8 @@ def _ablation(config: dict[str, Any], directory: Path, out: Path) -> str:
         e = out.parent / other / EVALUATION_FILE
         ev = json.loads(e.read_text()) if e.is_file() else []
         tests = [r for r in ev if r["split"].startswith("test")]
-        test = f"{tests[0]['accuracy']:.4f} ({tests[0]['split']}, {tests[0]['num_samples']})" if tests else "withheld"
+        test = (f"{tests[0]['accuracy']:.4f} ({tests[0]['split']}, {tests[0]['num_samples']})" if tests
+                else no_test_result(c))
         val = c.get("training", {}).get("val_accuracy")
         lines.append(f"| `{other}` | {'no (all 0)' if other.endswith('_nodelay') else 'learned'} | "
                      f"{'none held out' if val is None else f'{val:.4f}'} | {test} |")
