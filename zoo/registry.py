@@ -71,7 +71,7 @@ def no_delay_recipe(recipe: tuple[str, ...]) -> tuple[str, ...]:
     for override in recipe:
         key, _, start = override.partition("=")
         if key == "init_from":
-            twin = _REGISTRY.get(f"{start}_nodelay")
+            twin = _registry().get(f"{start}_nodelay")  # the architecture files register on import
             if twin is None or twin.ablation_of != start:
                 raise ValueError(f"zoo: the no-delay ablation of a recipe with {override} must start from "
                                  f"{start}_nodelay, which is not registered: register {start} with_ablation=True "
