@@ -17,6 +17,8 @@ Usage:
         benchmarks/nmnist_cv_conv_running/*.json --readme README.md
     python benchmarks/report.py --cross-validation-conv-stopped benchmarks/nmnist_cv_conv_variants/batch_size_16_cpu.json \
         benchmarks/nmnist_cv_conv_stopped/*.json --readme README.md
+    python benchmarks/report.py --cross-validation-conv-fine-tuning benchmarks/nmnist_cv_conv_cpu.json \
+        benchmarks/nmnist_cv_conv_fine_tuning/*.json --readme README.md
     python benchmarks/report.py --first-epoch benchmarks/first_epoch/hidden_256_cpu.json \
         benchmarks/first_epoch/hidden_256_clip_norm_1_cpu.json benchmarks/first_epoch/affine_10_cpu.json \
         benchmarks/first_epoch/affine_10_warmup_0.05_cpu.json --readme README.md
@@ -49,6 +51,7 @@ CVC_START, CVC_END = "<!-- CROSS_VALIDATION_CONV:START -->", "<!-- CROSS_VALIDAT
 CVCP_START, CVCP_END = "<!-- CROSS_VALIDATION_CONV_PROBES:START -->", "<!-- CROSS_VALIDATION_CONV_PROBES:END -->"
 CVCR_START, CVCR_END = "<!-- CROSS_VALIDATION_CONV_RUNNING:START -->", "<!-- CROSS_VALIDATION_CONV_RUNNING:END -->"
 CVCS_START, CVCS_END = "<!-- CROSS_VALIDATION_CONV_STOPPED:START -->", "<!-- CROSS_VALIDATION_CONV_STOPPED:END -->"
+CVCF_START, CVCF_END = "<!-- CROSS_VALIDATION_CONV_FINE_TUNING:START -->", "<!-- CROSS_VALIDATION_CONV_FINE_TUNING:END -->"
 FCNN_START, FCNN_END = "<!-- FRAME_CNN:START -->", "<!-- FRAME_CNN:END -->"
 FE_START, FE_END = "<!-- FIRST_EPOCH:START -->", "<!-- FIRST_EPOCH:END -->"
 SM_START, SM_END = "<!-- SILENT_MAPS:START -->", "<!-- SILENT_MAPS:END -->"
@@ -640,6 +643,8 @@ def main(argv=None):
                         help="the conv recipe's cross_validate.py results, then runs varying it not yet in the variants")
     parser.add_argument("--cross-validation-conv-stopped", nargs="+", metavar="FILE",
                         help="the recipe they varied, then full runs whose model with delays lost and stopped there")
+    parser.add_argument("--cross-validation-conv-fine-tuning", nargs="+", metavar="FILE",
+                        help="the saccade-pretrained conv recipe's cross_validate.py results, then runs varying it")
     parser.add_argument("--frame-cnn", nargs="+", metavar="FILE",
                         help="frame_cnn_reference.py results files (the non-spiking reference), same folds")
     parser.add_argument("--first-epoch", nargs="+", metavar="FILE",
@@ -681,6 +686,9 @@ def main(argv=None):
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_running]), CVCR_START, CVCR_END))
     if args.cross_validation_conv_stopped:
         sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_stopped]), CVCS_START, CVCS_END))
+    if args.cross_validation_conv_fine_tuning:
+        sections.append((cv_probes_report([load(p) for p in args.cross_validation_conv_fine_tuning]), CVCF_START,
+                         CVCF_END))
     if args.frame_cnn:
         sections.append((frame_cnn_report([load(p) for p in args.frame_cnn]), FCNN_START, FCNN_END))
     if args.first_epoch:

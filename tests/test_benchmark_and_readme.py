@@ -84,6 +84,8 @@ def test_readme_section_is_generated_from_the_committed_results(start, end, rend
      "nmnist_cv_conv_running"),
     ("CVCS_START", "CVCS_END", "cv_probes_report", "nmnist_cv_conv_variants/batch_size_16_cpu.json",
      "nmnist_cv_conv_stopped"),
+    # runs varying the saccade-pretrained recipe, the current one
+    ("CVCF_START", "CVCF_END", "cv_probes_report", "nmnist_cv_conv_cpu.json", "nmnist_cv_conv_fine_tuning"),
     ("FCNN_START", "FCNN_END", "frame_cnn_report", "nmnist_cv_frame_cnn_cpu.json", "nmnist_cv_frame_cnn_variants"),
 ])
 def test_readme_variants_table_is_generated_from_the_committed_results(start, end, render, recipe, variants):
