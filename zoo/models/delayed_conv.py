@@ -213,15 +213,15 @@ def sent_time(now, mean_arrival):
     return jnp.clip(mean_arrival, just_after(nowf - 1), nowf)
 
 
-# the recipe of the README's 5-fold conv table (overrides shared by the pretraining and the fine-tuning)
-_CONV = ("model=delayed_conv", "model.hidden=128", "model.features=[16,32]", "model.kernel=5", "model.weight_scale=2.0",
-         "max_delay=16", "queue=scheduled", "queue.capacity=8192")
+# the network's size and its queue, the same in the pretraining and in the fine-tuning (README's 5-fold conv table)
+_NETWORK = ("model.hidden=128", "model.features=[16,32]", "model.kernel=5", "model.weight_scale=2.0",
+            "max_delay=16", "queue=scheduled", "queue.capacity=8192")
 _SUMMARY = ("Delayed convolutional SNN (34x34x2 inputs; two blocks of 5x5 convolutions into LIF maps, 16 then 32, an "
             "axonal delay per map of the second, then 128 hidden neurons with a delay per synapse)")
 
 register(PretrainedEntry(
     "delayed_conv.saccades",
-    ("model=delayed_conv", "dataset=saccades", *_CONV[1:], "trainer.epochs=5", "trainer.batch_size=8",
+    ("model=delayed_conv", "dataset=saccades", *_NETWORK, "trainer.epochs=5", "trainer.batch_size=8",
      "trainer.val_fraction=0.1", "trainer.scan_epoch=false", "augment=shift", "trainer.augment.max_shift=1",
      "optim.cosine_decay=true", "optim=adamw", "optim.weight_decay=0.1", "optim.warmup_fraction=0.05",
      "dataset.raster.spatial_factor=1.0"),
@@ -230,7 +230,7 @@ register(PretrainedEntry(
     with_ablation=True)
 register(PretrainedEntry(
     "delayed_conv.nmnist",
-    ("model=delayed_conv", "dataset=nmnist", "dataset.root=../shared/data", *_CONV[1:], "trainer.epochs=30",
+    ("model=delayed_conv", "dataset=nmnist", "dataset.root=../shared/data", *_NETWORK, "trainer.epochs=30",
      "trainer.batch_size=8", "trainer.val_fraction=0.1", "trainer.scan_epoch=false", "augment=shift",
      "trainer.augment.max_shift=1", "optim.cosine_decay=true", "optim=adamw", "optim.weight_decay=0.1",
      "dataset.raster.spatial_factor=1.0", "init_from=delayed_conv.saccades"),
