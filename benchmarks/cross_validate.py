@@ -53,28 +53,37 @@ import jax
 import numpy as np
 from hydra.utils import instantiate
 
+from zoo.models import ShiftAveraged
+
 from processes import completed
 from recipes import (ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, seeded, silent_maps,
                      xla_flags)
 
 
-def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
+def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift: int = 0) -> dict:
     """Train ``cfg`` (seeded by its ``seed``: weights and data order) on ``train``, test on ``test``;
-    ``code`` is the commit the benchmark runs from (`code_version`)."""
+    ``code`` is the commit the benchmark runs from (`code_version`). With ``test_time_shift`` s > 0 the
+    model tested is the trained network averaged over its views shifted by up to s pixels (`ShiftAveraged`);
+    the network's own accuracy is kept beside it as ``single_view_test_accuracy``."""
     seed = cfg.seed
     model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
     model, metrics = trainer.fit(model, train, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start
-    logits, stats = jax.jit(jax.vmap(model))(test.spikes, test.times)
+    tested = ShiftAveraged(model, test.frame, test_time_shift) if test_time_shift else model
+    logits, stats = jax.jit(jax.vmap(tested))(test.spikes, test.times)
+    single_view = {}
+    if test_time_shift:
+        alone, _ = jax.jit(jax.vmap(model))(test.spikes, test.times)
+        single_view = {"single_view_test_accuracy": float((np.asarray(alone).argmax(-1) == test.labels).mean())}
     epochs = metrics["history"]
     fitted = len(train) - int(round(trainer.val_fraction * len(train)))  # as SurrogateTrainer.fit splits
     trained_per_epoch = (fitted // trainer.batch_size) * trainer.batch_size
     # the first epoch includes compilation; the steady state is the rest
     steady = [h["seconds"] for h in epochs[1:]] or [epochs[0]["seconds"]]
     return {"test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()),
-            "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
+            **single_view, "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
             # the test's own delivery: a spike dropped there changes the accuracy this run reports
@@ -85,12 +94,13 @@ def run_fold(cfg, train, test, ablation: str, code: str | None) -> dict:
             "code": code, "xla_flags": xla_flags()}
 
 
-def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str, code: str | None) -> dict:
+def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str, code: str | None,
+              test_time_shift: int = 0) -> dict:
     """One fold of one model from the recipe alone, as a spawned process runs it: the same data, folds and
     run as in the loop of one process."""
     cfg = compose_recipe(overrides)
     train, test = instantiate(cfg.dataset).load().folds(folds, seed=fold_seed)[fold]
-    return {"fold": fold, **run_fold(cfg, train, test, ablation, code)}
+    return {"fold": fold, **run_fold(cfg, train, test, ablation, code, test_time_shift)}
 
 
 def ablation_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, list[str]]:
@@ -116,6 +126,9 @@ def main(argv=None):
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="FOLD",
                         help="train and test only these folds (0 .. folds-1), as the full run would")
     parser.add_argument("--jobs", type=int, default=1, help="folds trained at a time, each in its own process")
+    parser.add_argument("--test-time-shift", type=int, default=0, metavar="S",
+                        help="test each fold's network averaged over its views shifted by up to S pixels "
+                             "(ShiftAveraged; frame datasets); 0: the network alone")
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", action="store_true", help="keep the folds --out holds, train the missing ones")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
@@ -124,6 +137,8 @@ def main(argv=None):
     only = range(args.folds) if args.only_folds is None else sorted(set(args.only_folds))
     if not set(only) <= set(range(args.folds)):
         parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
+    if args.test_time_shift < 0:
+        parser.error(f"--test-time-shift {args.test_time_shift}: must be a non-negative number of pixels")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: must be at least 1")
     code = code_version(outputs=[args.out])
@@ -142,7 +157,8 @@ def main(argv=None):
         # completed by a command that gives the ablation its starting point (the run is what both would make)
         own = ("--ablation-override", lambda a: ablation_overrides(parser, a.ablation_override))
         with open(args.out) as f:
-            results["runs"] = carried_over(parser, args, json.load(f), ["overrides", "folds", "seed"], "fold", only,
+            settings = ["overrides", "folds", "seed", "test_time_shift"]
+            results["runs"] = carried_over(parser, args, json.load(f), settings, "fold", only,
                                            "--only-folds/--ablations", per_model=own)
     done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
     todo = {name: [i for i in only if (name, i) not in done] for name in recipes}
@@ -156,9 +172,9 @@ def main(argv=None):
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
             for i in todo[name]:
-                record(name, {"fold": i, **run_fold(cfg, *folds[i], name, code)})
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], name, code, args.test_time_shift)})
     else:
-        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name, code))
+        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name, code, args.test_time_shift))
                  for name, overrides in recipes.items() for i in todo[name]]
         for name, run in completed(calls, args.jobs):
             record(name, run)

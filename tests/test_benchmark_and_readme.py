@@ -521,6 +521,43 @@ def test_seed_benchmark_refuses_bad_arguments(bad):
     assert proc.returncode == 2 and f"{bad[0]} " in proc.stderr and bad[1] in proc.stderr, proc.stderr
 
 
+def test_cross_validation_tests_the_shift_averaged_network_beside_the_network_alone(tmp_path):
+    """``--test-time-shift 1`` trains exactly what the command without it trains, then tests that network
+    averaged over its 9 shifted views (`ShiftAveraged`), keeping the network's own accuracy beside it; the
+    probes table names it as the change, and a file of one is never resumed as the other."""
+    def cross_validate(out, *options):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2",
+                               "--only-folds", "0", "--ablations", "delays", "--out", str(out), *options, "--",
+                               "model=delayed_conv", "dataset=saccades", "dataset.examples=40", "model.hidden=8",
+                               "model.features=[4]", "trainer.epochs=2", "trainer.batch_size=8", "max_delay=4",
+                               f"dataset.cache_dir={tmp_path / 'cache'}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    cross_validate(tmp_path / "alone.json").check_returncode()
+    cross_validate(tmp_path / "shifted.json", "--test-time-shift", "1").check_returncode()
+    alone, shifted = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("alone", "shifted"))
+    one, averaged = alone["runs"]["delays"][0], shifted["runs"]["delays"][0]
+    assert "single_view_test_accuracy" not in one
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in averaged["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in one["history"]]  # the same training
+    assert averaged["single_view_test_accuracy"] == one["test_accuracy"]
+    assert averaged["test_dropped_spikes"] >= one["test_dropped_spikes"]  # nine passes, every drop counted
+    table = report.cv_probes_report([alone, shifted])
+    assert "| --test-time-shift 1 | delays | 0 |" in table
+    # a file with every fold: its mean, and its network's own beside it
+    whole = {**shifted, "command": shifted["command"].replace(" --only-folds 0", "").replace("--folds 2", "--folds 1"),
+             "folds": 1}
+    reference = {**alone, "command": alone["command"].replace(" --only-folds 0", "").replace("--folds 2", "--folds 1"),
+                 "folds": 1}
+    line = report.cv_probes_report([reference, whole]).splitlines()[-1]
+    assert line.startswith("--test-time-shift 1, delays: ") and (
+        f"(its network alone, without the shifted views: {100 * one['test_accuracy']:.2f} ± 0.00 %)" in line)
+    refused = cross_validate(tmp_path / "shifted.json", "--resume")
+    assert refused.returncode == 2 and "was measured with --test-time-shift 1, not 0" in refused.stderr, refused.stderr
+    bad = cross_validate(tmp_path / "bad.json", "--test-time-shift", "-1")
+    assert bad.returncode == 2 and "--test-time-shift -1: must be a non-negative number of pixels" in bad.stderr
+
+
 def test_cross_validation_refuses_a_fold_that_does_not_exist():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
                            "--folds", "5", "--only-folds", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)

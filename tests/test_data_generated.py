@@ -83,6 +83,25 @@ def test_random_shift_moves_whole_frames_and_needs_a_frame():
         RandomShift(-1)
 
 
+def test_shift_frames_moves_the_same_with_numpy_and_inside_jax():
+    """`shift_frames` is `RandomShift`'s move of one example and `ShiftAveraged`'s in a traced function."""
+    import jax
+    import jax.numpy as jnp
+
+    from zoo.data import shift_frames
+
+    x = np.random.default_rng(0).integers(0, 3, (4, 2 * 5 * 7)).astype(np.uint8)
+    frames = x.reshape(4, 2, 5, 7)
+    for dy, dx in [(0, 0), (1, -2), (-3, 0), (5, 7)]:
+        out = shift_frames(x, (2, 5, 7), dy, dx)
+        moved = np.roll(frames, (dy, dx), axis=(2, 3))
+        moved[:, :, (np.arange(5) - dy) % 5 != np.arange(5) - dy] = 0  # what wrapped round fell off instead
+        moved[:, :, :, (np.arange(7) - dx) % 7 != np.arange(7) - dx] = 0
+        assert out.dtype == x.dtype and np.array_equal(out.reshape(frames.shape), moved), (dy, dx)
+        traced = jax.jit(lambda v, dy=dy, dx=dx: shift_frames(v, (2, 5, 7), dy, dx, xp=jnp))(jnp.asarray(x))
+        np.testing.assert_array_equal(np.asarray(traced), out)
+
+
 def test_random_drop_thins_each_example_at_its_own_rate_and_keeps_times():
     from zoo.data import RandomDrop
 

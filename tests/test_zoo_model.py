@@ -106,6 +106,37 @@ def test_conv_model_gradients_reach_both_kinds_of_delay_and_queue_independence()
         DelayedConv(72, 8, 3, frame=(2, 5, 6), key=jax.random.PRNGKey(0))
 
 
+def test_shift_averaged_is_the_log_mean_probability_of_the_shifted_views():
+    """`ShiftAveraged`: each view is the example moved as `RandomShift` moves it (`shift_frames`), run through
+    the network alone; its logits are the log of the views' mean softmax, and with no shift the network's own
+    log-softmax. Its stats are the views', one after another."""
+    from zoo.data import shift_frames
+    from zoo.models import DelayedConv, ShiftAveraged
+
+    frame = (2, 6, 6)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (2, 20, 72)).astype(jnp.float32)
+    net = DelayedConv(72, 8, 3, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(1),
+                      threshold=0.2, features=4)
+    alone, _ = jax.vmap(net)(spikes)
+    np.testing.assert_allclose(jax.vmap(ShiftAveraged(net, frame, 0))(spikes)[0], jax.nn.log_softmax(alone),
+                               rtol=1e-5, atol=1e-6)
+    averaged = ShiftAveraged(net, frame, 1)
+    assert len(averaged.shifts) == 9 and (0, 0) in averaged.shifts and (-1, 1) in averaged.shifts
+    logits, stats = jax.vmap(averaged)(spikes)
+    views = np.stack([[shift_frames(np.asarray(x), frame, dy, dx) for dy, dx in averaged.shifts] for x in spikes])
+    each, each_stats = jax.vmap(jax.vmap(net))(jnp.asarray(views))
+    assert not np.allclose(each[:, 0], each[:, 4])  # the views differ, so the average is over distinct inputs
+    np.testing.assert_allclose(logits, np.log(np.asarray(jax.nn.softmax(each, -1)).mean(1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(stats["dropped"], each_stats["dropped"])
+    assert stats["spikes"].shape == (2, 9)
+    with pytest.raises(ValueError, match="`max_shift` must be a non-negative integer"):
+        ShiftAveraged(net, frame, -1)
+    with pytest.raises(ValueError, match="needs the frame shape"):
+        ShiftAveraged(net, None, 1)
+    with pytest.raises(ValueError, match="72 channels do not make frames of"):
+        ShiftAveraged(net, (2, 5, 6), 1)(spikes[0])
+
+
 def test_map_spikes_counts_each_feature_map_and_finds_a_silent_one():
     """``DelayedConv.map_spikes``: each block's spikes per map over one recording, those of the first block
     as its convolution block counts them, all within the model's spike count; a map whose weights and bias

@@ -29,13 +29,17 @@ class RandomShift:
                             None if data.times is None else self._shift(data.times, data.frame, shifts), data.frame)
 
     def _shift(self, x: np.ndarray, frame: tuple[int, int, int], shifts: np.ndarray) -> np.ndarray:
-        pol, height, width = frame
-        s = self.max_shift
-        padded = np.pad(x.reshape(len(x), x.shape[1], pol, height, width), [(0, 0)] * 3 + [(s, s), (s, s)])
-        out = np.empty_like(x.reshape(len(x), x.shape[1], pol, height, width))
-        for i, (dy, dx) in enumerate(shifts):  # content moves by (dy, dx)
-            out[i] = padded[i, :, :, s - dy: s - dy + height, s - dx: s - dx + width]
-        return out.reshape(x.shape)
+        return np.stack([shift_frames(xi, frame, dy, dx) for xi, (dy, dx) in zip(x, shifts)]) if len(x) else x
+
+
+def shift_frames(x, frame: tuple[int, int, int], dy: int, dx: int, xp=np):
+    """One example's ``(steps, channels)`` event frames (channels = polarities x height x width) with their
+    content moved by ``(dy, dx)`` pixels: events moved off the frame are lost, the uncovered border is empty.
+    ``xp`` is the array module (``numpy``, or ``jax.numpy`` inside a traced function); the shift is static."""
+    pol, height, width = frame
+    sy, sx = abs(dy), abs(dx)
+    frames = xp.pad(x.reshape(x.shape[0], pol, height, width), [(0, 0), (0, 0), (sy, sy), (sx, sx)])
+    return frames[:, :, sy - dy: sy - dy + height, sx - dx: sx - dx + width].reshape(x.shape)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from .delayed_conv import DelayedConv
 from .delayed_ffn import DelayedFeedForward
 from .delayed_rnn import DelayedRecurrent
 from .lif_network import ExactLIFNetwork
+from .shift_averaged import ShiftAveraged
 from .synapses import DelayedSynapses, label_delays, project_delays, swap_queues
 
 __all__ = ["DelayedConv", "DelayedFeedForward", "DelayedRecurrent", "DelayedSynapses", "ExactLIFNetwork",
-           "READOUTS", "label_delays",
+           "READOUTS", "ShiftAveraged", "label_delays",
            "project_delays", "swap_queues"]
