@@ -3,6 +3,7 @@
     python evaluate.py model=lif_network.yinyang [variant=cpu] [benchmark=true] [out=results.json]
     python evaluate.py model=delayed_ffn.nmnist dataset=nmnist dataset.root=ROOT dataset.split=test
     python evaluate.py run=outputs/DATE/TIME [benchmark=true]
+    python evaluate.py model=delayed_conv.nmnist ... test_time_shift=1   (averaged over 9 shifted views)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 
 import zoo
 from zoo import autotune, cards, inference
+from zoo.models import ShiftAveraged
 from zoo.runs import export_run
 
 
@@ -55,11 +57,19 @@ def test_set(loaded: zoo.Pretrained, cfg: DictConfig):
 def main(cfg: DictConfig) -> float:
     loaded = load(cfg)
     test, split, target = test_set(loaded, cfg)
-    accuracy, per_sample = inference.evaluate(loaded.model, test)
+    if cfg.test_time_shift and cfg.card:
+        raise ValueError("evaluate: card=true records the network's own accuracy; drop test_time_shift to refresh it")
+    if cfg.test_time_shift and test.frame is None:
+        raise ValueError(f"evaluate: test_time_shift={cfg.test_time_shift} shifts event frames; {target} has none")
+    # the network averaged over its views shifted by up to test_time_shift pixels: another, costlier model
+    model = ShiftAveraged(loaded.model, test.frame, cfg.test_time_shift) if cfg.test_time_shift else loaded.model
+    accuracy, per_sample = inference.evaluate(model, test)
     result = {"model": loaded.config.get("name"), "variant": cfg.variant, "dataset": target,
+              "test_time_shift": cfg.test_time_shift,
               "split": split, "accuracy": accuracy, "num_samples": len(test), "per_sample": per_sample,
               "device": inference.device_description(), "platform": jax.devices()[0].platform}
-    print(f"accuracy on {len(test)} {split} samples: {accuracy:.4f}")
+    views = f" (averaged over {len(model.shifts)} shifted views)" if cfg.test_time_shift else ""
+    print(f"accuracy on {len(test)} {split} samples{views}: {accuracy:.4f}")
     if cfg.benchmark:
         kinds = autotune.benchmark_configs(autotune.trained_queue(loaded.config), cfg.benchmark_queues)
         result["benchmark"] = inference.benchmark(loaded.model, test, kinds, batch_sizes=tuple(cfg.batch_sizes),

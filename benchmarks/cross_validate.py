@@ -83,7 +83,8 @@ def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift:
     # the first epoch includes compilation; the steady state is the rest
     steady = [h["seconds"] for h in epochs[1:]] or [epochs[0]["seconds"]]
     return {"test_accuracy": float((np.asarray(logits).argmax(-1) == test.labels).mean()),
-            **single_view, "test_examples": len(test), "train_examples": len(train), "final_val_accuracy": metrics["val_accuracy"],
+            **single_view, "test_examples": len(test), "train_examples": len(train),
+            "final_val_accuracy": metrics["val_accuracy"],
             "train_seconds": seconds, "epoch_seconds": float(np.median(steady)),
             "samples_per_second": trained_per_epoch / float(np.median(steady)), "history": epochs,
             # the test's own delivery: a spike dropped there changes the accuracy this run reports

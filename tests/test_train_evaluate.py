@@ -115,7 +115,18 @@ def test_train_on_real_nmnist_recordings(tmp_path):
     out = tmp_path / "eval.json"
     run("evaluate.py", f"run={run_dir}", "split=train", f"out={out}", f"hydra.run.dir={tmp_path / 'e'}")
     result = json.loads(out.read_text())
-    assert result["split"] == "train" and result["num_samples"] == 20
+    assert result["split"] == "train" and result["num_samples"] == 20 and result["test_time_shift"] == 0
+    # the same network averaged over its 9 one-pixel views: nine passes, each about as costly as the one
+    shifted = tmp_path / "eval_shifted.json"
+    proc = run("evaluate.py", f"run={run_dir}", "split=train", "test_time_shift=1", f"out={shifted}",
+               f"hydra.run.dir={tmp_path / 'e1'}")
+    averaged = json.loads(shifted.read_text())
+    assert "(averaged over 9 shifted views)" in proc.stdout and averaged["test_time_shift"] == 1
+    assert averaged["num_samples"] == 20 and 0 <= averaged["accuracy"] <= 1
+    assert averaged["per_sample"]["synops"] > 5 * result["per_sample"]["synops"] > 0  # the views' sum, not their mean
+    proc = run("evaluate.py", f"run={run_dir}", "split=train", "test_time_shift=1", "card=true",
+               f"hydra.run.dir={tmp_path / 'e3'}", check=False)
+    assert proc.returncode != 0 and "card=true records the network's own accuracy" in proc.stderr
     # the official test recordings are withheld: asking for them names the missing folder
     proc = run("evaluate.py", f"run={run_dir}", f"hydra.run.dir={tmp_path / 'e2'}", check=False)
     assert proc.returncode != 0 and "NMNIST/Test/<label>/<id>.bin" in proc.stderr
