@@ -399,7 +399,8 @@ def cv_probes_report(results: list[dict]) -> str:
 
 def _ahead(d: np.ndarray) -> str:
     """Differences fold by fold (`_fold_differences`), in points: mean ± std, and where they fall."""
-    return (f"{100 * d.mean():+.2f} ± {100 * d.std():.2f}, ahead on {(d > 0).sum()} of {len(d)}, "
+    mean = round(100 * d.mean(), 2) + 0.0  # a tie that rounds to zero reads +0.00, not -0.00
+    return (f"{mean:+.2f} ± {100 * d.std():.2f}, ahead on {(d > 0).sum()} of {len(d)}, "
             f"level on {(d == 0).sum()}, behind on {(d < 0).sum()}")
 
 

@@ -558,6 +558,14 @@ def test_cross_validation_tests_the_shift_averaged_network_beside_the_network_al
     assert bad.returncode == 2 and "--test-time-shift -1: must be a non-negative number of pixels" in bad.stderr
 
 
+def test_fold_differences_that_tie_read_as_a_tie():
+    """A paired mean that is zero up to rounding (e.g. +0.015 - 0.005 - 0.01 in float) is no loss: +0.00."""
+    import numpy as np
+
+    d = np.array([0.015, 0.0, -0.005, -0.01, 0.0])
+    assert d.mean() != 0 and report._ahead(d).startswith("+0.00 ± ") and "level on 2, behind on 2" in report._ahead(d)
+
+
 def test_cross_validation_refuses_a_fold_that_does_not_exist():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--out", "/dev/null",
                            "--folds", "5", "--only-folds", "5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
