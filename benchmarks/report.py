@@ -206,22 +206,23 @@ def _variant_rows(results: list[dict], what: str, runs_each, ignored: tuple[str,
     return _changes(results, ignored)
 
 
-def _ablation_overrides(command: str) -> list[str]:
-    """A cross_validate.py command's ``--ablation-override ABLATION:OVERRIDE`` values, in order."""
+def _option_values(command: str, option: str) -> list[str]:
+    """The values a command gives ``option`` (``--option VALUE`` or ``--option=VALUE``) before ``--``, in order."""
     words = shlex.split(command)
     words = words[:words.index("--")] if "--" in words else words
-    return [value for option, value in zip(words, words[1:]) if option == "--ablation-override"] + [
-        w.split("=", 1)[1] for w in words if w.startswith("--ablation-override=")]
+    return [value for word, value in zip(words, words[1:]) if word == option] + [
+        w.split("=", 1)[1] for w in words if w.startswith(option + "=")]
+
+
+def _ablation_overrides(command: str) -> list[str]:
+    """A cross_validate.py command's ``--ablation-override ABLATION:OVERRIDE`` values, in order."""
+    return _option_values(command, "--ablation-override")
 
 
 def _test_time_shift(command: str) -> list[str]:
     """A cross_validate.py command's ``--test-time-shift S`` (S > 0: the model tested is the network averaged
     over shifted views), as one change; none for the network alone."""
-    words = shlex.split(command)
-    words = words[:words.index("--")] if "--" in words else words
-    values = [value for option, value in zip(words, words[1:]) if option == "--test-time-shift"] + [
-        w.split("=", 1)[1] for w in words if w.startswith("--test-time-shift=")]
-    return [f"--test-time-shift {v}" for v in values if int(v)]
+    return [f"--test-time-shift {v}" for v in _option_values(command, "--test-time-shift") if int(v)]
 
 
 def _changes(results: list[dict], ignored: tuple[str, ...] = SAME_MEASUREMENT) -> list[list[str]]:

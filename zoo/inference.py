@@ -13,7 +13,6 @@ import numpy as np
 from hydra.utils import instantiate
 
 from .build import reconfigured
-from .models import ShiftAveraged
 
 
 @eqx.filter_jit
@@ -39,14 +38,11 @@ def model_dtype(model):
 
 
 def evaluate(model, data, batch_size: int = 256) -> tuple[float, dict[str, float]]:
-    """Accuracy on ``data`` and the mean per-example statistics (spikes, dropped spikes, synops); for a
-    `ShiftAveraged` model, summed over its views: the whole prediction's."""
+    """Accuracy on ``data`` and the mean per-example statistics (spikes, dropped spikes, synops)."""
     dtype, correct, sums = model_dtype(model), 0, {}
     for start in range(0, len(data), batch_size):
         index = slice(start, min(start + batch_size, len(data)))
         logits, stats = predict(model, *example(data, index, dtype))
-        if isinstance(model, ShiftAveraged):  # per-view scalars, (examples, views)
-            stats = {k: np.asarray(v).sum(1) for k, v in stats.items() if np.ndim(v) == 2}
         correct += int((np.asarray(logits).argmax(-1) == data.labels[index]).sum())
         for k, v in stats.items():
             if np.ndim(v) == 1:  # per-example scalars

@@ -22,9 +22,10 @@ class ShiftAveraged(eqx.Module):
     .. math:: \ell_c = \log \frac{1}{(2s + 1)^2} \sum_{d} \operatorname{softmax}(z^{(d)})_c,
 
     so ``argmax`` is the class the views agree on most, weighed by their confidence. The views run one after
-    another (``lax.map``: the memory of one view); ``stats`` holds each view's along a leading axis, so a
-    count summed over it (dropped spikes) is the whole prediction's. It costs :math:`(2s + 1)^2` passes of
-    the network: a different model from ``model`` alone, to be reported as such."""
+    another (``lax.map``: the memory of one view). Its ``stats`` have the shapes of ``model``'s: each scalar
+    (a count: spikes, synops, dropped spikes) summed over the views, the whole prediction's; each array (per
+    neuron or map: rates) averaged over them. It costs :math:`(2s + 1)^2` passes of the network: a
+    different model from ``model`` alone, to be reported as such."""
 
     model: eqx.Module
     frame: tuple[int, int, int] = eqx.field(static=True)
@@ -55,4 +56,5 @@ class ShiftAveraged(eqx.Module):
 
         logits, stats = jax.lax.map(one, (views(spikes), None if times is None else views(times)))
         log_probs = jax.nn.log_softmax(logits, axis=-1)
+        stats = jax.tree.map(lambda v: v.sum(0) if v.ndim == 1 else v.mean(0), stats)
         return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(len(self.shifts)), stats
