@@ -29,6 +29,12 @@ do not depend on it; the epoch times are each process's own, on the cores it sha
 For a model with feature maps (``model=delayed_conv``) each fold also records ``silent_maps``: per
 convolution block, the trained model's maps that spike on none of the fold's first 100 training
 recordings (as `silent_maps.py` counts them).
+``--save-models DIR`` keeps each fold's trained network (``DIR/<model>_fold<i>.eqx``, written atomically;
+the run records the path as ``model_file``). ``--ensemble-with FILE`` tests each fold's network together
+with the network FILE's run saved for that fold (`Ensemble`: the log of their mean class probability): FILE
+must be a run of the same recipe, folds and ablation overrides from another model seed (``-- <recipe>
+seed=1``), so the two networks differ only by their seed. ``test_accuracy`` is then the ensemble's, and
+``single_network_test_accuracy`` this command's network alone; training the ensemble cost both runs' time.
 
 Saccade-pretrained (the README's second table): pretrain twice on simulated saccades, with delays
 (``hydra.run.dir=runs/saccades``) and without (add ``model.init_delay=0 optim.lr_delays=0``,
@@ -49,34 +55,52 @@ import shlex
 import sys
 import time
 
+import equinox as eqx
 import jax
 import numpy as np
 from hydra.utils import instantiate
 
-from zoo.models import ShiftAveraged
+from zoo.models import Ensemble, ShiftAveraged
 
 from processes import completed
 from recipes import (ABLATIONS, carried_over, code_version, compose_recipe, initial_model, save, seeded, silent_maps,
                      xla_flags)
 
 
-def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift: int = 0) -> dict:
+def save_model(model, path: str) -> None:
+    """Write a trained network atomically (temporary file, then rename): never a half-written one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    eqx.tree_serialise_leaves(path + ".tmp", model)
+    os.replace(path + ".tmp", path)
+
+
+def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift: int = 0,
+             model_file: str | None = None, partner_file: str | None = None) -> dict:
     """Train ``cfg`` (seeded by its ``seed``: weights and data order) on ``train``, test on ``test``;
     ``code`` is the commit the benchmark runs from (`code_version`). With ``test_time_shift`` s > 0 the
     model tested is the trained network averaged over its views shifted by up to s pixels (`ShiftAveraged`);
-    the network's own accuracy is kept beside it as ``single_view_test_accuracy``."""
+    the network's own accuracy is kept beside it as ``single_view_test_accuracy``. ``model_file``: where to
+    keep the trained network. ``partner_file``: a network of the same architecture trained on this fold from
+    another seed; the model tested is then the two's `Ensemble`, the network's own accuracy kept beside it as
+    ``single_network_test_accuracy``."""
     seed = cfg.seed
     model = initial_model(cfg, train, seed, ablation)
     trainer = instantiate(cfg.trainer)
     start = time.perf_counter()
     model, metrics = trainer.fit(model, train, seed=seed, log=lambda _: None)
     seconds = time.perf_counter() - start
-    tested = ShiftAveraged(model, test.frame, test_time_shift) if test_time_shift else model
+    if model_file:
+        save_model(model, model_file)
+    tested = Ensemble([model, eqx.tree_deserialise_leaves(partner_file, model)]) if partner_file else model
+    tested = ShiftAveraged(tested, test.frame, test_time_shift) if test_time_shift else tested
     logits, stats = jax.jit(jax.vmap(tested))(test.spikes, test.times)
     single_view = {}
-    if test_time_shift:
+    if test_time_shift or partner_file:
         alone, _ = jax.jit(jax.vmap(model))(test.spikes, test.times)
-        single_view = {"single_view_test_accuracy": float((np.asarray(alone).argmax(-1) == test.labels).mean())}
+        key = "single_network_test_accuracy" if partner_file else "single_view_test_accuracy"
+        single_view = {key: float((np.asarray(alone).argmax(-1) == test.labels).mean())}
+    kept = ({"model_file": model_file} if model_file else {}) | (
+        {"ensemble_partner_file": partner_file} if partner_file else {})
     epochs = metrics["history"]
     fitted = len(train) - int(round(trainer.val_fraction * len(train)))  # as SurrogateTrainer.fit splits
     trained_per_epoch = (fitted // trainer.batch_size) * trainer.batch_size
@@ -92,16 +116,16 @@ def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift:
             # a conv model's maps that spike on none of the fold's first 100 training recordings once trained
             **({"silent_maps": silent_maps(model, train.subset(np.arange(min(100, len(train)))).spikes)}
                if hasattr(model, "map_spikes") else {}),
-            "code": code, "xla_flags": xla_flags()}
+            **kept, "code": code, "xla_flags": xla_flags()}
 
 
 def fold_task(overrides: list[str], folds: int, fold_seed: int, fold: int, ablation: str, code: str | None,
-              test_time_shift: int = 0) -> dict:
+              test_time_shift: int = 0, model_file: str | None = None, partner_file: str | None = None) -> dict:
     """One fold of one model from the recipe alone, as a spawned process runs it: the same data, folds and
     run as in the loop of one process."""
     cfg = compose_recipe(overrides)
     train, test = instantiate(cfg.dataset).load().folds(folds, seed=fold_seed)[fold]
-    return {"fold": fold, **run_fold(cfg, train, test, ablation, code, test_time_shift)}
+    return {"fold": fold, **run_fold(cfg, train, test, ablation, code, test_time_shift, model_file, partner_file)}
 
 
 def ablation_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, list[str]]:
@@ -113,6 +137,41 @@ def ablation_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dic
             parser.error(f"--ablation-override {item!r}: expected ABLATION:OVERRIDE with ABLATION one of {list(extra)}")
         extra[name].append(override)
     return extra
+
+
+def ensemble_partners(parser: argparse.ArgumentParser, args: argparse.Namespace, recipes: dict[str, list[str]],
+                      extra: dict[str, list[str]], only) -> dict[tuple[str, int], str]:
+    """For ``--ensemble-with FILE``: the network FILE's run saved for each (model, fold) this command trains,
+    checked to differ from this command's only by its seed: same recipe but ``seed=``, folds, fold seed and
+    ablation overrides; another model seed; a saved network (``--save-models``) that exists for each fold.
+    Anything else is a command-line error naming it."""
+    with open(args.ensemble_with) as f:
+        other = json.load(f)
+    before = parser.parse_args(shlex.split(other["command"])[2:])
+
+    def but_seed(overrides):
+        return [o for o in overrides if not o.startswith("seed=")]
+
+    mismatch = [what for what, ours, theirs in [
+        ("recipe (other than seed=)", but_seed(args.overrides), but_seed(before.overrides)),
+        ("--folds", args.folds, before.folds), ("--seed (the folds)", args.seed, before.seed),
+        ("--ablation-override", extra, ablation_overrides(parser, before.ablation_override))] if ours != theirs]
+    if mismatch:
+        parser.error(f"--ensemble-with {args.ensemble_with}: its run differs by {', '.join(mismatch)}; an ensemble "
+                     "partner is the same recipe, folds and ablation overrides from another model seed")
+    for name in recipes:
+        if recipes[name] == seeded(before.overrides + ABLATIONS[name] + extra[name], before.seed):
+            parser.error(f"--ensemble-with {args.ensemble_with}: its {name} networks have this command's seed, so "
+                         "they are this command's networks; give the recipe another seed= (e.g. -- <recipe> seed=1)")
+    partners = {}
+    for name in recipes:
+        saved = {r["fold"]: r.get("model_file") for r in other["runs"].get(name, [])}
+        for i in only:
+            if not saved.get(i) or not os.path.isfile(saved[i]):
+                parser.error(f"--ensemble-with {args.ensemble_with}: no saved {name} network for fold {i} "
+                             f"({saved.get(i) or 'its run has no model_file: run it with --save-models DIR'})")
+            partners[name, i] = saved[i]
+    return partners
 
 
 def main(argv=None):
@@ -130,6 +189,11 @@ def main(argv=None):
     parser.add_argument("--test-time-shift", type=int, default=0, metavar="S",
                         help="test each fold's network averaged over its views shifted by up to S pixels "
                              "(ShiftAveraged; frame datasets); 0: the network alone")
+    parser.add_argument("--save-models", default=None, metavar="DIR",
+                        help="keep each fold's trained network as DIR/<model>_fold<i>.eqx (for --ensemble-with)")
+    parser.add_argument("--ensemble-with", default=None, metavar="FILE",
+                        help="test each fold's network with the one FILE's run saved for it (the same recipe "
+                             "from another seed=): the two's Ensemble")
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", action="store_true", help="keep the folds --out holds, train the missing ones")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
@@ -140,6 +204,8 @@ def main(argv=None):
         parser.error(f"--only-folds {args.only_folds}: folds are numbered 0 .. {args.folds - 1}")
     if args.test_time_shift < 0:
         parser.error(f"--test-time-shift {args.test_time_shift}: must be a non-negative number of pixels")
+    if args.test_time_shift and args.ensemble_with:
+        parser.error("--test-time-shift and --ensemble-with: give one; each is measured against the network alone")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: must be at least 1")
     code = code_version(outputs=[args.out])
@@ -152,13 +218,20 @@ def main(argv=None):
                "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
     # the model's seed is the folds' unless the recipe sets its own
     recipes = {name: seeded(args.overrides + ABLATIONS[name] + extra[name], args.seed) for name in args.ablations}
+    partners = ensemble_partners(parser, args, recipes, extra, only) if args.ensemble_with else {}
+
+    def model_file(name: str, fold: int) -> str | None:
+        return os.path.join(args.save_models, f"{name}_fold{fold}.eqx") if args.save_models else None
+
+    def fold_options(name: str, fold: int) -> tuple:
+        return args.test_time_shift, model_file(name, fold), partners.get((name, fold))
     results["runs"] = {name: [] for name in args.ablations}
     if args.resume and os.path.exists(args.out):
         # an ablation's own overrides change only its runs: a file of the delayed model's folds alone can be
         # completed by a command that gives the ablation its starting point (the run is what both would make)
         own = ("--ablation-override", lambda a: ablation_overrides(parser, a.ablation_override))
         with open(args.out) as f:
-            settings = ["overrides", "folds", "seed", "test_time_shift"]
+            settings = ["overrides", "folds", "seed", "test_time_shift", "ensemble_with"]
             results["runs"] = carried_over(parser, args, json.load(f), settings, "fold", only,
                                            "--only-folds/--ablations", per_model=own)
     done = {(name, r["fold"]) for name, runs in results["runs"].items() for r in runs}
@@ -173,9 +246,9 @@ def main(argv=None):
         for name, overrides in recipes.items():
             cfg = compose_recipe(overrides)
             for i in todo[name]:
-                record(name, {"fold": i, **run_fold(cfg, *folds[i], name, code, args.test_time_shift)})
+                record(name, {"fold": i, **run_fold(cfg, *folds[i], name, code, *fold_options(name, i))})
     else:
-        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name, code, args.test_time_shift))
+        calls = [(name, fold_task, (overrides, args.folds, args.seed, i, name, code, *fold_options(name, i)))
                  for name, overrides in recipes.items() for i in todo[name]]
         for name, run in completed(calls, args.jobs):
             record(name, run)

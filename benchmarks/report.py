@@ -177,7 +177,8 @@ def delay_task_report(results) -> str:
     return "\n".join(lines)
 
 
-SAME_MEASUREMENT = ("--out", "--jobs", "--ablations")  # options that do not change how a run is measured
+# options that do not change how a run is measured
+SAME_MEASUREMENT = ("--out", "--jobs", "--ablations", "--save-models")
 
 
 def _split_command(command: str, ignored: tuple[str, ...] = SAME_MEASUREMENT) -> tuple[list[str], list[str]]:
@@ -219,25 +220,28 @@ def _ablation_overrides(command: str) -> list[str]:
     return _option_values(command, "--ablation-override")
 
 
-def _test_time_shift(command: str) -> list[str]:
-    """A cross_validate.py command's ``--test-time-shift S`` (S > 0: the model tested is the network averaged
-    over shifted views), as one change; none for the network alone."""
-    return [f"--test-time-shift {v}" for v in _option_values(command, "--test-time-shift") if int(v)]
+def _tested_model(command: str) -> list[str]:
+    """A cross_validate.py command's options that change the model tested from the network alone, each as one
+    change: ``--test-time-shift S`` (S > 0: the network averaged over shifted views) and ``--ensemble-with
+    FILE`` (the network with FILE's network of the fold)."""
+    return ([f"--test-time-shift {v}" for v in _option_values(command, "--test-time-shift") if int(v)]
+            + [f"--ensemble-with {v}" for v in _option_values(command, "--ensemble-with")])
 
 
 def _changes(results: list[dict], ignored: tuple[str, ...] = SAME_MEASUREMENT) -> list[list[str]]:
     """What each results file changed against the first (the recipe): its train.py overrides that the
     recipe lacks, then ``(without ...)`` the recipe's that it lacks; an ``--ablation-override`` is one of
-    them, ``no_delays:init_from=...`` (it changes that model's runs only), and so is ``--test-time-shift S``
-    (the same training, another model tested). Refuses a file whose other options before ``--`` (less the
-    ``ignored`` ones) differ from the recipe's: its numbers would measure something else."""
-    ignored = ignored + ("--ablation-override", "--test-time-shift")
+    them, ``no_delays:init_from=...`` (it changes that model's runs only), and so are ``--test-time-shift S``
+    and ``--ensemble-with FILE`` (the same training, another model tested). Refuses a file whose other
+    options before ``--`` (less the ``ignored`` ones) differ from the recipe's: its numbers would measure
+    something else."""
+    ignored = ignored + ("--ablation-override", "--test-time-shift", "--ensemble-with")
     options, recipe = _split_command(results[0]["command"], ignored)
-    recipe = recipe + _ablation_overrides(results[0]["command"]) + _test_time_shift(results[0]["command"])
+    recipe = recipe + _ablation_overrides(results[0]["command"]) + _tested_model(results[0]["command"])
     changes = []
     for r in results:
         mine, overrides = _split_command(r["command"], ignored)
-        overrides = overrides + _ablation_overrides(r["command"]) + _test_time_shift(r["command"])
+        overrides = overrides + _ablation_overrides(r["command"]) + _tested_model(r["command"])
         if mine != options:
             raise ValueError(f"`{r['command']}` is not measured as `{results[0]['command']}` is (other options "
                              f"than {', '.join(ignored)} before `--`): its row would not compare")
@@ -389,9 +393,13 @@ def cv_probes_report(results: list[dict]) -> str:
                 continue
             ours, theirs = (np.array([x["test_accuracy"] for x in rs]) for rs in (runs, recipe["runs"][name]))
             d = _fold_differences(runs, recipe["runs"][name], ("the probe", "the reference"))
-            alone = [x["single_view_test_accuracy"] for x in runs if "single_view_test_accuracy" in x]
-            single = (f" (its network alone, without the shifted views: {100 * np.mean(alone):.2f} ± "
-                      f"{100 * np.std(alone):.2f} %)" if len(alone) == len(runs) else "")
+            single = ""
+            for key, without in (("single_view_test_accuracy", "the shifted views"),
+                                 ("single_network_test_accuracy", "the ensemble's other network")):
+                alone = [x[key] for x in runs if key in x]
+                if len(alone) == len(runs):
+                    single = (f" (its network alone, without {without}: {100 * np.mean(alone):.2f} ± "
+                              f"{100 * np.std(alone):.2f} %)")
             whole.append(f"{label}, {name.replace('_', ' ')}: {100 * ours.mean():.2f} ± {100 * ours.std():.2f} % "
                          f"over its {len(ours)} folds{single}, the reference's {100 * theirs.mean():.2f} ± "
                          f"{100 * theirs.std():.2f} %; minus the reference's fold by fold, in points: {_ahead(d)}.")

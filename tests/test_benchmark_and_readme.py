@@ -558,6 +558,62 @@ def test_cross_validation_tests_the_shift_averaged_network_beside_the_network_al
     assert bad.returncode == 2 and "--test-time-shift -1: must be a non-negative number of pixels" in bad.stderr
 
 
+def test_cross_validation_tests_an_ensemble_of_two_seeds_beside_the_network_alone(tmp_path):
+    """``--save-models DIR`` keeps each fold's network; ``--ensemble-with FILE`` trains what the command
+    without it trains, then tests that network with FILE's network of the fold (`Ensemble`), keeping the
+    network's own accuracy beside it. A partner that is not the same recipe from another seed, or that kept
+    no network, is refused by name; the probes table names the partner file as the change."""
+    def cross_validate(out, *options, recipe=()):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cross_validate.py"), "--folds", "2",
+                               "--only-folds", "0", "--ablations", "delays", "--out", str(out), *options, "--",
+                               "model=delayed_conv", "dataset=saccades", "dataset.examples=40", "model.hidden=8",
+                               "model.features=[4]", "trainer.epochs=2", "trainer.batch_size=8", "max_delay=4",
+                               f"dataset.cache_dir={tmp_path / 'cache'}", *recipe],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    first, second, pair = (tmp_path / f"{n}.json" for n in ("seed0", "seed1", "pair"))
+    cross_validate(first, "--save-models", str(tmp_path / "models")).check_returncode()
+    cross_validate(second, recipe=["seed=1"]).check_returncode()
+    cross_validate(pair, "--ensemble-with", str(first), "--save-models", str(tmp_path / "pair"),
+                   recipe=["seed=1"]).check_returncode()
+    seed0, seed1, ensemble = (json.loads(f.read_text())["runs"]["delays"][0] for f in (first, second, pair))
+    assert seed0["model_file"] == str(tmp_path / "models" / "delays_fold0.eqx") and os.path.isfile(seed0["model_file"])
+    assert not os.path.exists(seed0["model_file"] + ".tmp")
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in ensemble["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in seed1["history"]]  # the same training
+    assert ensemble["single_network_test_accuracy"] == seed1["test_accuracy"]
+    assert ensemble["ensemble_partner_file"] == seed0["model_file"]
+    assert ensemble["test_dropped_spikes"] >= seed1["test_dropped_spikes"]  # both networks' drops counted
+    # each file holds its run's network, and the ensemble's accuracy is the two networks' mean probability's
+    import equinox as eqx
+    import jax
+    import numpy as np
+    from hydra.utils import instantiate
+    from recipes import compose_recipe, initial_model
+    cfg = compose_recipe(["model=delayed_conv", "dataset=saccades", "dataset.examples=40", "model.hidden=8",
+                          "model.features=[4]", "max_delay=4", f"dataset.cache_dir={tmp_path / 'cache'}"])
+    train, test = instantiate(cfg.dataset).load().folds(2, seed=0)[0]
+    skeleton = initial_model(cfg, train, 0, "delays")
+    p0, p1 = (np.asarray(jax.nn.softmax(jax.vmap(eqx.tree_deserialise_leaves(f, skeleton))(test.spikes, test.times)[0]))
+              for f in (seed0["model_file"], ensemble["model_file"]))
+    assert float((p0.argmax(-1) == test.labels).mean()) == seed0["test_accuracy"]
+    assert float((p1.argmax(-1) == test.labels).mean()) == seed1["test_accuracy"]
+    assert float(((p0 + p1).argmax(-1) == test.labels).mean()) == ensemble["test_accuracy"]
+    table = report.cv_probes_report([json.loads(first.read_text()), json.loads(pair.read_text())])
+    assert f"| seed=1 --ensemble-with {first} | delays | 0 |" in table
+    refusals = {
+        "same seed": (cross_validate(tmp_path / "x.json", "--ensemble-with", str(first)),
+                      "networks have this command's seed"),
+        "other recipe": (cross_validate(tmp_path / "x.json", "--ensemble-with", str(first),
+                                        recipe=["seed=1", "model.hidden=9"]), "differs by recipe (other than seed=)"),
+        "no network": (cross_validate(tmp_path / "x.json", "--ensemble-with", str(second), recipe=["seed=2"]),
+                       "no saved delays network for fold 0"),
+        "with shifts": (cross_validate(tmp_path / "x.json", "--ensemble-with", str(first), "--test-time-shift", "1",
+                                       recipe=["seed=1"]), "--test-time-shift and --ensemble-with: give one")}
+    for what, (proc, message) in refusals.items():
+        assert proc.returncode == 2 and message in proc.stderr, (what, proc.stderr)
+
+
 def test_fold_differences_that_tie_read_as_a_tie():
     """A paired mean that is zero up to rounding (e.g. +0.015 - 0.005 - 0.01 in float) is no loss: +0.00."""
     import numpy as np

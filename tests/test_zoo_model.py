@@ -140,6 +140,33 @@ def test_shift_averaged_is_the_log_mean_probability_of_the_shifted_views():
         ShiftAveraged(net, (2, 5, 6), 1)(spikes[0])
 
 
+def test_ensemble_is_the_log_mean_probability_of_its_members():
+    """`Ensemble`: networks of one architecture with other weights predict together, the log of their mean
+    softmax; its stats have one network's shapes, counts summed over the members and rates averaged. Members
+    that predict other shapes, or fewer than two, are refused by name."""
+    from zoo.models import DelayedConv, Ensemble
+
+    frame = (2, 6, 6)
+    spikes = jax.random.bernoulli(jax.random.PRNGKey(0), 0.3, (3, 20, 72)).astype(jnp.float32)
+    nets = [DelayedConv(72, 8, 3, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(k),
+                        threshold=0.2, features=4) for k in (1, 2)]
+    logits, stats = jax.vmap(Ensemble(nets))(spikes)
+    (a, a_stats), (b, b_stats) = (jax.vmap(net)(spikes) for net in nets)
+    assert not np.allclose(a, b)  # the members differ, so the mean is over distinct predictions
+    by_hand = np.log((np.asarray(jax.nn.softmax(a, -1)) + np.asarray(jax.nn.softmax(b, -1))) / 2)
+    np.testing.assert_allclose(logits, by_hand, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(stats["dropped"], a_stats["dropped"] + b_stats["dropped"])
+    np.testing.assert_allclose(stats["spikes"], a_stats["spikes"] + b_stats["spikes"], rtol=1e-6)
+    np.testing.assert_allclose(stats["map_rates"], (a_stats["map_rates"] + b_stats["map_rates"]) / 2, rtol=1e-6)
+    assert all(stats[k].shape == v.shape for k, v in a_stats.items())
+    with pytest.raises(ValueError, match="needs at least two members, got 1"):
+        Ensemble(nets[:1])
+    other = DelayedConv(72, 8, 4, frame=frame, queue=queues.Scheduled(max_delay=5.0), key=jax.random.PRNGKey(3),
+                        threshold=0.2, features=4)
+    with pytest.raises(ValueError, match="members predict differently shaped outputs"):
+        Ensemble([nets[0], other])(spikes[0])
+
+
 def test_map_spikes_counts_each_feature_map_and_finds_a_silent_one():
     """``DelayedConv.map_spikes``: each block's spikes per map over one recording, those of the first block
     as its convolution block counts them, all within the model's spike count; a map whose weights and bias

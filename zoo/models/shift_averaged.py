@@ -11,20 +11,16 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..data.augment import shift_frames
+from .ensemble import mean_prediction
 
 
 class ShiftAveraged(eqx.Module):
     r"""A frame model (``model(spikes, times, key=...) -> (logits, stats)``) that predicts from every view
     of the example moved by :math:`(d_y, d_x) \in \{-s, \dots, s\}^2` pixels (``s = max_shift``; moved as
-    `RandomShift` moves training examples: events moved off the frame are lost). Its logits are the log of
-    the views' mean class probability,
-
-    .. math:: \ell_c = \log \frac{1}{(2s + 1)^2} \sum_{d} \operatorname{softmax}(z^{(d)})_c,
-
-    so ``argmax`` is the class the views agree on most, weighed by their confidence. The views run one after
-    another (``lax.map``: the memory of one view). Its ``stats`` have the shapes of ``model``'s: each scalar
-    (a count: spikes, synops, dropped spikes) summed over the views, the whole prediction's; each array (per
-    neuron or map: rates) averaged over them. It costs :math:`(2s + 1)^2` passes of the network: a
+    `RandomShift` moves training examples: events moved off the frame are lost), the `mean_prediction` of
+    its :math:`(2s + 1)^2` views: logits the log of the views' mean class probability, ``stats`` with the
+    shapes of ``model``'s (counts summed over the views, rates averaged). The views run one after another
+    (``lax.map``: the memory of one view). It costs :math:`(2s + 1)^2` passes of the network: a
     different model from ``model`` alone, to be reported as such."""
 
     model: eqx.Module
@@ -55,6 +51,4 @@ class ShiftAveraged(eqx.Module):
             return self.model(s, t, key=key)
 
         logits, stats = jax.lax.map(one, (views(spikes), None if times is None else views(times)))
-        log_probs = jax.nn.log_softmax(logits, axis=-1)
-        stats = jax.tree.map(lambda v: v.sum(0) if v.ndim == 1 else v.mean(0), stats)
-        return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(len(self.shifts)), stats
+        return mean_prediction(logits, stats)
