@@ -99,8 +99,7 @@ def run_fold(cfg, train, test, ablation: str, code: str | None, test_time_shift:
         alone, _ = jax.jit(jax.vmap(model))(test.spikes, test.times)
         key = "single_network_test_accuracy" if partner_file else "single_view_test_accuracy"
         single_view = {key: float((np.asarray(alone).argmax(-1) == test.labels).mean())}
-    kept = ({"model_file": model_file} if model_file else {}) | (
-        {"ensemble_partner_file": partner_file} if partner_file else {})
+    kept = {k: v for k, v in (("model_file", model_file), ("ensemble_partner_file", partner_file)) if v}
     epochs = metrics["history"]
     fitted = len(train) - int(round(trainer.val_fraction * len(train)))  # as SurrogateTrainer.fit splits
     trained_per_epoch = (fitted // trainer.batch_size) * trainer.batch_size
@@ -139,8 +138,8 @@ def ablation_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dic
     return extra
 
 
-def ensemble_partners(parser: argparse.ArgumentParser, args: argparse.Namespace, recipes: dict[str, list[str]],
-                      extra: dict[str, list[str]], only) -> dict[tuple[str, int], str]:
+def ensemble_partners(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: dict[str, list[str]],
+                      only) -> dict[tuple[str, int], str]:
     """For ``--ensemble-with FILE``: the network FILE's run saved for each (model, fold) this command trains,
     checked to differ from this command's only by its seed: same recipe but ``seed=``, folds, fold seed and
     ablation overrides; another model seed; a saved network (``--save-models``) that exists for each fold.
@@ -159,12 +158,15 @@ def ensemble_partners(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if mismatch:
         parser.error(f"--ensemble-with {args.ensemble_with}: its run differs by {', '.join(mismatch)}; an ensemble "
                      "partner is the same recipe, folds and ablation overrides from another model seed")
-    for name in recipes:
-        if recipes[name] == seeded(before.overrides + ABLATIONS[name] + extra[name], before.seed):
-            parser.error(f"--ensemble-with {args.ensemble_with}: its {name} networks have this command's seed, so "
-                         "they are this command's networks; give the recipe another seed= (e.g. -- <recipe> seed=1)")
+
+    def model_seed(overrides, fold_seed):
+        return [o for o in seeded(overrides, fold_seed) if o.startswith("seed=")]
+
+    if model_seed(args.overrides, args.seed) == model_seed(before.overrides, before.seed):
+        parser.error(f"--ensemble-with {args.ensemble_with}: its networks have this command's seed, so they are "
+                     "this command's networks; give the recipe another seed= (e.g. -- <recipe> seed=1)")
     partners = {}
-    for name in recipes:
+    for name in args.ablations:
         saved = {r["fold"]: r.get("model_file") for r in other["runs"].get(name, [])}
         for i in only:
             if not saved.get(i) or not os.path.isfile(saved[i]):
@@ -218,7 +220,7 @@ def main(argv=None):
                "examples": len(data), "folds": args.folds, "runs": {}, "summary": {}}
     # the model's seed is the folds' unless the recipe sets its own
     recipes = {name: seeded(args.overrides + ABLATIONS[name] + extra[name], args.seed) for name in args.ablations}
-    partners = ensemble_partners(parser, args, recipes, extra, only) if args.ensemble_with else {}
+    partners = ensemble_partners(parser, args, extra, only) if args.ensemble_with else {}
 
     def model_file(name: str, fold: int) -> str | None:
         return os.path.join(args.save_models, f"{name}_fold{fold}.eqx") if args.save_models else None
