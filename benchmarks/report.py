@@ -356,7 +356,8 @@ def cv_probes_report(results: list[dict]) -> str:
     what it has): the probe's test accuracy beside the recipe's on the same held-out fold, the final epoch's
     training accuracy of each (over- or underfitting), and the probe's epoch time; under the table, each
     model a probe has on every fold: its mean and its difference from the reference's paired by fold (the
-    README's rule compares the means). Refuses a probe measured on other folds (another --folds or --seed)."""
+    README's rule compares the means), and for a probe with both models on every fold, delays minus no delays
+    paired by fold beside the reference's. Refuses a probe measured on other folds (another --folds or --seed)."""
     recipe, probes = results[0], results[1:]
     changes = _variant_rows(results, "cross-validation", lambda r: len(_only_folds(r["command"])) or r["folds"],
                             SAME_MEASUREMENT + ("--only-folds",), partial=True)
@@ -403,6 +404,12 @@ def cv_probes_report(results: list[dict]) -> str:
             whole.append(f"{label}, {name.replace('_', ' ')}: {100 * ours.mean():.2f} ± {100 * ours.std():.2f} % "
                          f"over its {len(ours)} folds{single}, the reference's {100 * theirs.mean():.2f} ± "
                          f"{100 * theirs.std():.2f} %; minus the reference's fold by fold, in points: {_ahead(d)}.")
+        # both models on every fold: what the delays add to this probe, beside what they add to the reference
+        if all(len(x["runs"].get(n, [])) == recipe["folds"] for n in ("delays", "no_delays") for x in (r, recipe)):
+            mine, reference = (_fold_differences(x["runs"]["delays"], x["runs"]["no_delays"], ("delays", "no delays"))
+                               for x in (r, recipe))
+            whole.append(f"{label}, delays minus no delays fold by fold, in points: {_ahead(mine)} (the "
+                         f"reference's: {_ahead(reference)}).")
     return "\n".join(lines + ([""] + whole if whole else []))
 
 

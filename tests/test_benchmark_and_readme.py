@@ -210,6 +210,13 @@ def test_cross_validation_probes_table_sets_each_probe_beside_the_recipe_on_its_
         "", "b=3 (partial: 2 of 4 folds), delays: 90.00 ± 5.00 % over its 2 folds, the reference's 85.00 ± 5.00 %; "
         "minus the reference's fold by fold, in points: +5.00 ± 0.00, ahead on 2 of 2, level on 0, behind on 0."]
     assert "over its" not in report.cv_probes_report([recipe, running])  # one fold of two: no mean yet
+    # both models on every fold: what the delays add, paired by fold, beside what they add to the reference
+    ended = {**both, "summary": {"delays": {}, "no_delays": {}},
+             "runs": {**both["runs"], "no_delays": [run(0, 0.7, 0.9), run(1, 0.6, 0.8)]}}
+    assert report.cv_probes_report([recipe, ended]).splitlines()[-1] == (
+        "b=3, delays minus no delays fold by fold, in points: +25.00 ± 0.00, ahead on 2 of 2, level on 0, behind "
+        "on 0 (the reference's: +30.00 ± 10.00, ahead on 2 of 2, level on 0, behind on 0).")
+    assert "delays minus no delays" not in report.cv_probes_report([recipe, both])  # no delay-free folds yet
     with pytest.raises(ValueError, match="incomplete"):  # the recipe itself must be complete
         report.cv_probes_report([{**recipe, "summary": {}}, probe])
 
