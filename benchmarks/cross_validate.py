@@ -210,7 +210,8 @@ def main(argv=None):
         parser.error("--test-time-shift and --ensemble-with: give one; each is measured against the network alone")
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: must be at least 1")
-    code = code_version(outputs=[args.out])
+    # the partner file is a result too: a resumed partner run rewrites it, which changes no code
+    code = code_version(outputs=[args.out] + ([args.ensemble_with] if args.ensemble_with else []))
     base = compose_recipe(args.overrides)
     data = instantiate(base.dataset).load()
     folds = data.folds(args.folds, seed=args.seed)
