@@ -406,10 +406,8 @@ def cv_probes_report(results: list[dict]) -> str:
                          f"{100 * theirs.std():.2f} %; minus the reference's fold by fold, in points: {_ahead(d)}.")
         # both models on every fold: what the delays add to this probe, beside what they add to the reference
         if all(len(x["runs"].get(n, [])) == recipe["folds"] for n in ("delays", "no_delays") for x in (r, recipe)):
-            mine, reference = (_fold_differences(x["runs"]["delays"], x["runs"]["no_delays"], ("delays", "no delays"))
-                               for x in (r, recipe))
-            whole.append(f"{label}, delays minus no delays fold by fold, in points: {_ahead(mine)} (the "
-                         f"reference's: {_ahead(reference)}).")
+            whole.append(f"{label}, delays minus no delays fold by fold, in points: {_ahead(_delays_gain(r['runs']))} "
+                         f"(the reference's: {_ahead(_delays_gain(recipe['runs']))}).")
     return "\n".join(lines + ([""] + whole if whole else []))
 
 
@@ -570,10 +568,15 @@ def _fold_differences(runs: list[dict], others: list[dict], names: tuple[str, st
     return np.array([mine[f] - theirs[f] for f in sorted(mine)])
 
 
+def _delays_gain(runs: dict[str, list[dict]]) -> np.ndarray:
+    """What the delays add on each fold: the ``delays`` runs' test accuracy minus the ``no_delays``'s."""
+    return _fold_differences(runs["delays"], runs["no_delays"], ("delays", "no delays"))
+
+
 def _paired(delays: list[dict], no_delays: list[dict]) -> str:
-    """Delays against no delays fold by fold (`_fold_differences`)."""
-    diffs = _fold_differences(delays, no_delays, ("delays", "no delays"))
-    return f"Paired by fold, delays minus no delays, in points: {_ahead(diffs)}."
+    """Delays against no delays fold by fold (`_delays_gain`)."""
+    gain = _delays_gain({"delays": delays, "no_delays": no_delays})
+    return f"Paired by fold, delays minus no delays, in points: {_ahead(gain)}."
 
 
 def eventprop_report(results) -> str:

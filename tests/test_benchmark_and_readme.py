@@ -662,6 +662,11 @@ def test_code_version_names_the_commit_and_counts_changed_code_not_the_runs_own_
     assert code_version(root=str(repo)) == head + "+changes"
     assert code_version(outputs=[results], root=str(repo)) == head
     assert code_version(outputs=[str(tmp_path / "elsewhere.json")], root=str(repo)) == head + "+changes"
+    # several results files (cross_validate.py's --out and its --ensemble-with partner): none of them is code
+    (repo / "partner.json").write_text("{}\n")
+    subprocess.run(git + ["add", "partner.json"], check=True, capture_output=True)
+    assert code_version(outputs=[results], root=str(repo)) == head + "+changes"  # staged, not committed
+    assert code_version(outputs=[results, str(repo / "partner.json")], root=str(repo)) == head
     (repo / "model.py").write_text("x = 2\n")
     assert code_version(outputs=[results], root=str(repo)) == head + "+changes"
     (tmp_path / "plain").mkdir()
