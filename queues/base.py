@@ -18,7 +18,10 @@ Conventions (all kinds):
   times, and its gradient w.r.t. spike times and delays is the true one, obtained by ordinary
   autodiff (forward and reverse mode) since the queue only moves the stored times around.
 * Nothing is lost silently: every kind counts what its drop policy discarded in
-  ``state.dropped``, and ``delivered + dropped + pending == pushed`` holds per queue.
+  ``state.dropped``, and ``delivered + dropped + pending == pushed`` holds per queue, with
+  ``validate=False`` too (a NaN delay or time, unchecked there, counts as dropped).
+* Spike times are absolute floats, exact to 1/256 step up to `max_exact_step` (65,536 steps in
+  float32, 2^45 in float64); later steps are refused, not rounded.
 """
 
 from __future__ import annotations
@@ -182,6 +185,13 @@ class SpikeQueue(eqx.Module):
             mask: which queues receive a spike this step; broadcast like ``delays``.
             times: exact emission times in ``(now-1, now]`` (e.g. from interpolating the threshold
                 crossing); ``None`` means ``now``. Differentiable, like ``delays``.
+
+        Checks: ``delays`` everywhere (a delay matrix is one parameter, valid or not), ``times`` only
+        where ``mask`` is set (a time where nothing fires may be a placeholder), ``now`` against
+        `max_exact_step`. Values known at trace time always raise a ValueError; traced ones raise at
+        run time unless ``validate=False``, which gives up the checks for speed: a NaN delay or time is
+        then counted as dropped, an out-of-range delay or step is delivered at a wrong step (still
+        counted as delivered or pending), and for the kinds with a `Clock` a skipped pop goes unseen.
         """
         shape = _state_shape(state)
         now = _check_now(now)
@@ -191,12 +201,50 @@ class SpikeQueue(eqx.Module):
         mask = jnp.broadcast_to(_broadcast("mask", mask, shape, bool), shape)
         if times is not None:
             times = _broadcast("times", times, shape, self.dtype)
+        now = check_step_range("push", self.max_delay, self.validate, self.dtype, now, now)
         delays, times = check_values("push", self.max_delay, self.validate, now, delays, mask, times)
         if times is None:  # spikes at the step time: valid by construction
             times = now.astype(self.dtype)
         arrival = times + delays
         step = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(arrival)).astype(jnp.int32), now + 1)
-        return self._insert(state, now, arrival, step, mask)
+        if self.validate:
+            return self._insert(state, now, arrival, step, mask)
+        # unchecked NaN delays or times give no arrival to queue the spike at: count it as dropped
+        lost = mask & jnp.isnan(arrival)
+        state = self._insert(state, now, arrival, step, mask & ~lost)
+        return eqx.tree_at(lambda s: s.dropped, state, state.dropped + lost)
+
+
+def max_exact_step(dtype) -> int:
+    r"""The largest step at which spike times of ``dtype`` still resolve 1/256 of a step.
+
+    Spike times are absolute floats, whose resolution falls as the step count grows: at step
+    :math:`2^{20}` a float32 time is a multiple of 1/8 step, and past :math:`2^{24}` a step number is
+    itself rounded, so a spike would be delivered in the wrong step. The queues accept steps with
+    :math:`|n| \le 2^{p-8}` (``p`` the mantissa's bits with the hidden one: 65,536 steps in float32,
+    e.g. 6.5 s at dt = 0.1 ms; :math:`2^{45}` in float64, which ``jax_enable_x64`` makes the
+    default, capped by the int32 step counter) and refuse later ones instead of rounding them.
+    """
+    return min(2 ** (jnp.finfo(dtype).nmant + 1 - 8), 2**31 - 1)
+
+
+def check_step_range(caller: str, max_delay: float, validate: bool, dtype, now, value):
+    """``value``, after checking that the steps from ``now`` to the latest arrival (``now + max_delay + 1``)
+    lie within ``±max_exact_step(dtype)``: eagerly where ``now`` is known, else at run time (when
+    ``validate``)."""
+    limit = max_exact_step(dtype)
+    msg = (f"{caller}: step `now` must lie within [-{limit - 1}, {limit - math.ceil(max_delay) - 1}], where "
+           f"{jnp.dtype(dtype).name} spike times resolve 1/256 of a step up to the latest arrival; for longer "
+           "runs enable float64 with jax.config.update('jax_enable_x64', True) (see queues.base.max_exact_step)")
+    if _is_concrete(now):
+        n = np.asarray(now)
+        if np.any((n <= -limit) | (n + math.ceil(max_delay) + 1 > limit)):
+            raise ValueError(f"{msg}; got {n.max() if np.all(n > -limit) else n.min()}")
+        return value
+    if not validate:
+        return value
+    bad = (now <= -limit) | (now > limit - math.ceil(max_delay) - 1)
+    return eqx.error_if(value, bad, msg)
 
 
 def check_values(caller: str, max_delay: float, validate: bool, now, delays, mask, times):
@@ -221,7 +269,11 @@ def check_values(caller: str, max_delay: float, validate: bool, now, delays, mas
         return delays, None
     time_msg = f"{caller}: spike `times` must lie in (now-1, now] (the step the spike occurs)"
     if _is_concrete(mask, times, now):
-        t, m, n = np.asarray(times), np.asarray(mask), np.asarray(now)
+        # compared as XLA would: in the times' dtype, with subnormal times flushed to zero (XLA:CPU
+        # does), so that a time accepted here is accepted under `jit` too
+        t, m = np.asarray(times), np.asarray(mask)
+        t = np.where(np.abs(t) < np.finfo(t.dtype).tiny, np.zeros((), t.dtype), t)
+        n = np.asarray(now).astype(t.dtype)
         bad = m & (np.isnan(t) | (t > n) | (t <= n - 1))
         if np.any(bad):
             raise ValueError(f"{time_msg}; offending times {t[bad][:5]} (steps {np.broadcast_to(n, bad.shape)[bad][:5]})")
@@ -231,17 +283,41 @@ def check_values(caller: str, max_delay: float, validate: bool, now, delays, mas
     return delays, times
 
 
-def check_consecutive(queue: SpikeQueue, cursor: Int[Array, ""], now: Int[Array, ""]) -> Int[Array, ""]:
-    """``now``, with a run-time check that it is the step after the previous pop/push.
+class Clock(eqx.Module):
+    """The step of a state's last `pop` or `push`, for the kinds that need pops at consecutive steps.
 
-    For the kinds that prefetch the next step's delivery (`DelayLine`, `LossyRing`); a fresh state
-    has ``cursor == -1`` and accepts any first step.
+    `DelayLine`, `LossyRing` and `Bitmask` find a spike by its delivery step modulo their slot count,
+    so a skipped pop would leave its spikes to be delivered a whole turn late. A pop must therefore
+    come at the step after the last call, a push at the step of the last pop (pop first). A fresh
+    state is marked by ``started`` (a flag, since every int32 is a valid step, negative ones too)
+    and accepts any first step.
     """
-    if not queue.validate:
-        return now
-    return eqx.error_if(now, (cursor >= 0) & (cursor != now),
-                        f"{type(queue).__name__}.pop: `now` must be the step after the previous pop/push "
-                        "(pop every step, in order)")
+
+    last: Int[Array, ""]
+    started: Bool[Array, ""]
+
+    @staticmethod
+    def fresh() -> "Clock":
+        return Clock(jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+
+    @staticmethod
+    def at(now: Int[Array, ""]) -> "Clock":
+        """The clock after a call at step ``now``."""
+        return Clock(now, jnp.ones((), bool))
+
+    def check(self, queue: "SpikeQueue", now: Int[Array, ""], call: str) -> Int[Array, ""]:
+        """``now``, with a run-time check (when ``queue.validate``) that it is the step ``call``
+        (``"pop"`` or ``"push"``) must come at."""
+        if not queue.validate:
+            return now
+        kind = type(queue).__name__
+        if call == "pop":
+            bad, msg = now != self.last + 1, (f"{kind}.pop: `now` must be the step after the previous pop/push "
+                                              "(pop every step, in order: a skipped pop delivers its spikes late)")
+        else:
+            bad, msg = now != self.last, (f"{kind}.push: `now` must be the step of the last pop "
+                                          "(pop every step, then push that step's spikes)")
+        return eqx.error_if(now, self.started & bad, msg)
 
 
 def check_config(kind: str, max_delay: float, capacity: int | None = None) -> None:

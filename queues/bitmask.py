@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, UInt32
 
-from .base import Delivery, SpikeQueue, check_config, zeros_count
+from .base import Clock, Delivery, SpikeQueue, check_config, zeros_count
 
 WORD_BITS = 32
 
@@ -17,6 +17,7 @@ WORD_BITS = 32
 class BitmaskState(eqx.Module):
     bits: UInt32[Array, "*shape"]  # bit s set: a spike is due at a step congruent to s mod 32
     dropped: Int[Array, "*shape"]
+    clock: Clock  # step of the last pop/push
 
 
 class Bitmask(SpikeQueue):
@@ -26,6 +27,10 @@ class Bitmask(SpikeQueue):
     spikes due in the same step: the second is dropped and counted, and spikes are delivered at
     the step time. It therefore carries no gradient w.r.t. spike times or delays; differentiating
     through it raises an error instead of returning a silent zero.
+
+    A bit stands for every step congruent to it modulo 32, so ``pop`` must be called at consecutive
+    steps (a skipped pop would leave its spikes for 32 steps later) and ``push`` at the step of the
+    last pop; both are checked when ``validate``.
     """
 
     max_delay: float = eqx.field(static=True)
@@ -39,19 +44,22 @@ class Bitmask(SpikeQueue):
 
     def init(self, shape=()) -> BitmaskState:
         shape = tuple(shape)
-        return BitmaskState(jnp.zeros(shape, jnp.uint32), zeros_count(shape))
+        return BitmaskState(jnp.zeros(shape, jnp.uint32), zeros_count(shape), Clock.fresh())
 
     def _insert(self, state, now, arrival, step, mask):
         _forbid_tangent(arrival)
+        now = state.clock.check(self, now, "push")
         bit = jnp.left_shift(jnp.uint32(1), (step % WORD_BITS).astype(jnp.uint32))
         taken = (state.bits & bit) != 0
-        return BitmaskState(state.bits | jnp.where(mask, bit, jnp.uint32(0)), state.dropped + (mask & taken))
+        return BitmaskState(state.bits | jnp.where(mask, bit, jnp.uint32(0)), state.dropped + (mask & taken),
+                            Clock.at(now))
 
     def _pop(self, state, now) -> tuple[BitmaskState, Delivery]:
+        now = state.clock.check(self, now, "pop")
         bit = jnp.left_shift(jnp.uint32(1), (now % WORD_BITS).astype(jnp.uint32))
         hit = (state.bits & bit) != 0
         hits = hit.astype(self.dtype)
-        return (BitmaskState(state.bits & ~bit, state.dropped),
+        return (BitmaskState(state.bits & ~bit, state.dropped, Clock.at(now)),
                 Delivery(hits=(hits,), times=(jnp.full_like(hits, now),)))
 
     def pending(self, state):

@@ -26,6 +26,7 @@ class FIFORing(CapacityQueue):
     (several per step if several are due) without searching. Dropped and counted: a spike pushed
     while the ring is full, and a spike that would arrive before the newest pending one (only
     possible when a queue's delay changes mid-simulation; use `SortedArray` or `BinaryHeap` there).
+    A spike arriving at the same time as the newest pending one is accepted (the order is kept).
     """
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, UInt32
 
-from .base import CapacityQueue, Delivery, check_consecutive, empty_lanes, zeros_count
+from .base import CapacityQueue, Clock, Delivery, empty_lanes, zeros_count
 
 MAX_CAPACITY = 32  # slot occupancy is one bit of a uint32 per queue
 
@@ -15,9 +15,9 @@ MAX_CAPACITY = 32  # slot occupancy is one bit of a uint32 per queue
 class LossyRingState(eqx.Module):
     times: tuple[Float[Array, "*shape"], ...]  # slot k: arrival time of a spike due at a step = k mod capacity
     occupied: UInt32[Array, "*shape"]  # bit k set: slot k holds a pending spike
-    next_hits: Float[Array, "*shape"]  # delivery due at step `cursor`, prefetched
+    next_hits: Float[Array, "*shape"]  # delivery due at step `clock.last + 1`, prefetched
     next_times: Float[Array, "*shape"]
-    cursor: Int[Array, ""]  # -1 in a fresh state
+    clock: Clock  # step of the last pop/push
     dropped: Int[Array, "*shape"]
 
 
@@ -25,14 +25,15 @@ class LossyRing(CapacityQueue):
     """``capacity`` slots (at most 32) indexed by delivery step modulo ``capacity``.
 
     Push writes one slot; two pending spikes whose delivery steps are congruent modulo
-    ``capacity`` collide, and the newer overwrites the older, which is counted as dropped. With
+    ``capacity`` collide, and the newer overwrites the older, which is counted as dropped ("newer" is
+    the spike pushed later, whatever the two arrival times). With
     ``capacity >= max_delay`` (in steps) only spikes due in the same step collide. Every slot holds
     one residue class, so at most one spike is due per step: ``pop`` delivers a single lane.
 
     Occupancy lives in a per-queue bitmask, and the delivery of step ``now + 1`` is read at the end of
     each pop/push: slot arrays are then only written by push, and each is read and written by one
     fused loop, which spares XLA:CPU a copy of every slot per step. Consequently ``pop`` must be
-    called at consecutive steps (checked when ``validate``).
+    called at consecutive steps and ``push`` at the step of the last pop (checked when ``validate``).
     """
 
     def __check_init__(self):
@@ -44,9 +45,10 @@ class LossyRing(CapacityQueue):
         shape = tuple(shape)
         zero = jnp.zeros(shape, self.dtype)
         return LossyRingState(empty_lanes(self.capacity, shape, self.dtype), jnp.zeros(shape, jnp.uint32),
-                              zero, zero, jnp.int32(-1), zeros_count(shape))
+                              zero, zero, Clock.fresh(), zeros_count(shape))
 
     def _insert(self, state, now, arrival, step, mask):
+        now = state.clock.check(self, now, "push")
         slot = step % self.capacity
         bit = jnp.left_shift(jnp.uint32(1), slot.astype(jnp.uint32))
         lost = mask & ((state.occupied & bit) != 0)
@@ -55,7 +57,7 @@ class LossyRing(CapacityQueue):
         return self._prefetch(lanes, occupied, now, state.dropped + lost)
 
     def _pop(self, state, now) -> tuple[LossyRingState, Delivery]:
-        now = check_consecutive(self, state.cursor, now)
+        now = state.clock.check(self, now, "pop")
         hits = state.next_hits
         delivery = Delivery(hits=(hits,), times=(jnp.where(hits > 0, state.next_times, now.astype(self.dtype)),))
         bit = jnp.left_shift(jnp.uint32(1), (now % self.capacity).astype(jnp.uint32))
@@ -71,7 +73,7 @@ class LossyRing(CapacityQueue):
             time = jnp.where(slot == k, t, time)
         held = (jnp.right_shift(occupied, slot.astype(jnp.uint32)) & 1) != 0
         hit = held & (time <= due_at)  # the slot may hold a spike due one or more turns later
-        return LossyRingState(lanes, occupied, hit.astype(self.dtype), time, due_at, dropped)
+        return LossyRingState(lanes, occupied, hit.astype(self.dtype), time, Clock.at(now), dropped)
 
     def pending(self, state):
         return jax.lax.population_count(state.occupied).astype(jnp.int32)

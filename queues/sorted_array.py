@@ -13,7 +13,9 @@ class SortedArray(CapacityQueue):
     Accepts spikes in any order (heterogeneous delays). Push is a branch-free merge of one value
     into the sorted lanes; pop delivers the due prefix (every spike due, several per step) and
     shifts the rest left with a barrel shifter. When full, the spike that would arrive last (new or
-    pending) is dropped and counted. Element moves are selections, so the stored times carry their
+    pending) is dropped and counted; among spikes tied for the latest arrival the pending one is kept
+    and the new one dropped (which matters for gradients: the tangent kept is the pending spike's).
+    A new spike tied with pending ones sorts after them. Element moves are selections, so the stored times carry their
     exact tangents (no min/max, whose derivative splits ties).
     """
 
