@@ -35,13 +35,30 @@ import queues
 INT_MAX = 0x7FFFFFFF
 
 
+class NotFinite(ValueError):
+    """A benchmarked step returned NaN or infinity: its time is not the speed of a valid step."""
+
+
+def require_finite(outputs: Any) -> None:
+    """Raise `NotFinite` unless every float in the PyTree ``outputs`` is finite."""
+    leaves = [x for x in jax.tree_util.tree_leaves(outputs) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    bad = [i for i, x in enumerate(leaves) if not bool(jnp.isfinite(x).all())]
+    if bad:
+        raise NotFinite(f"outputs {bad} of {len(leaves)} hold NaN or infinity: no speed is reported for this step")
+
+
 def timed(compiled: Callable, args: tuple, repeats: int) -> float:
-    """Best wall time of up to ``repeats`` runs of an already compiled function (seconds)."""
+    """Best wall time of up to ``repeats`` runs of an already compiled function (seconds).
+
+    Refuses (`NotFinite`) a function whose outputs (values, gradients) are not all finite, so that no
+    benchmark reports the speed of a step that computed nothing usable."""
     best = math.inf
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
+        out = jax.block_until_ready(compiled(*args))
         best = min(best, time.perf_counter() - start)
+        if i == 0:
+            require_finite(out)
         if best > 5.0:  # long runs vary little; spare the machine
             break
     return best

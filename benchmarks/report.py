@@ -504,12 +504,17 @@ def dense_conv_report(results) -> str:
              "w.r.t. weights and delays; memory = XLA's compiled arguments + outputs + temporaries.", "",
              "| max delay | steps | dense conv ms | dense MiB | ours | ours ms | ours MiB | speed-up | memory ratio |",
              "|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    def ms(r):  # a step with non-finite outputs or gradients has no speed (benchmarks refuse it)
+        return f"{r['ms_per_training_step']:.0f}" if "ms_per_training_step" in r else "refused: not finite"
+
     for row in results["rows"]:
         dense = row["dense"]
         for name, r in row["ours"].items():
-            lines.append(f"| {row['max_delay']} | {row['steps']} | {dense['ms_per_training_step']:.0f} | "
-                         f"{dense['peak_bytes'] / 2**20:.0f} | {name} | {r['ms_per_training_step']:.0f} | "
-                         f"{r['peak_bytes'] / 2**20:.0f} | {r['speedup_vs_dense']:.2f}x | {r['memory_ratio_vs_dense']:.2f} |")
+            speedup = f"{r['speedup_vs_dense']:.2f}x" if "speedup_vs_dense" in r else "—"
+            memory = f"{r['memory_ratio_vs_dense']:.2f}" if "memory_ratio_vs_dense" in r else "—"
+            lines.append(f"| {row['max_delay']} | {row['steps']} | {ms(dense)} | "
+                         f"{dense['peak_bytes'] / 2**20:.0f} | {name} | {ms(r)} | "
+                         f"{r['peak_bytes'] / 2**20:.0f} | {speedup} | {memory} |")
     return "\n".join(lines)
 
 
@@ -520,8 +525,9 @@ def spyx_report(results) -> str:
              "step = compiled `jax.grad` of the spike count.", "",
              "| layer | ms per training step | time vs spyx | MiB | spike count |", "|---|---:|---:|---:|---:|"]
     for name, r in results["rows"].items():
-        ratio = f"{r['time_ratio_vs_spyx']:.2f}x" if "time_ratio_vs_spyx" in r else "1.00x"
-        lines.append(f"| {name.replace('_', ' ')} | {r['ms_per_training_step']:.0f} | {ratio} | "
+        ratio = f"{r['time_ratio_vs_spyx']:.2f}x" if "time_ratio_vs_spyx" in r else "1.00x" if name == "spyx" else "—"
+        ms = f"{r['ms_per_training_step']:.0f}" if "ms_per_training_step" in r else "refused: not finite"
+        lines.append(f"| {name.replace('_', ' ')} | {ms} | {ratio} | "
                      f"{r['peak_bytes'] / 2**20:.0f} | {r['spikes']:.0f} |")
     return "\n".join(lines)
 
@@ -589,6 +595,11 @@ def eventprop_report(results) -> str:
              "| BPTT/EventProp time | hidden spikes | dropped |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["rows"]:
         ep, bp = r["eventprop"], r["surrogate"]
+        if "error" in ep or "error" in bp:  # a step with non-finite gradients has no speed (benchmarks refuse it)
+            lines.append(f"| {r['steps']} | {r['input_spikes_per_channel']} | refused: " + " / ".join(
+                f"{name} {x['error']}" for name, x in (("EventProp", ep), ("BPTT", bp)) if "error" in x)
+                + " |" * 8)
+            continue
         lines.append(f"| {r['steps']} | {r['input_spikes_per_channel']} | {ep['ms_per_training_step']:.0f} | "
                      f"{ep['peak_bytes'] / 2**20:.2f} | "
                      f"{bp['ms_per_training_step']:.0f} | {bp['peak_bytes'] / 2**20:.0f} | "

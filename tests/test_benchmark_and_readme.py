@@ -41,6 +41,26 @@ def test_benchmark_small_run(tmp_path):
     report.report(results)  # renders
 
 
+def test_no_committed_benchmark_times_a_non_finite_step():
+    """Every committed result that recorded non-finite outputs or gradients carries no speed (the benchmarks
+    refuse to time such a step: `queues_vs_adseq.timed`)."""
+    def offenders(node, where):
+        if isinstance(node, dict):
+            flags = [k for k, v in node.items() if k.endswith(("grads_finite", "grad_finite")) and v is False]
+            for flag in flags:
+                prefix = flag[: -len("grads_finite" if flag.endswith("grads_finite") else "grad_finite")]
+                yield from (f"{where}: {k}" for k in node if k.startswith(prefix) and ("per_step" in k or "ms_per" in k))
+            for k, v in node.items():
+                yield from offenders(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from offenders(v, f"{where}[{i}]")
+
+    found = [o for path in sorted((ROOT / "benchmarks").rglob("*.json"))
+             for o in offenders(json.loads(path.read_text()), path.relative_to(ROOT))]
+    assert not found, found
+
+
 def test_bad_kind_names_the_choices():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "queues_vs_adseq.py"), "--kinds", "fifo",
                            "--out", "/dev/null"], cwd=ROOT, capture_output=True, text=True, timeout=300)
