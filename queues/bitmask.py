@@ -30,7 +30,7 @@ class Bitmask(SpikeQueue):
 
     A bit stands for every step congruent to it modulo 32, so ``pop`` must be called at consecutive
     steps (a skipped pop would leave its spikes for 32 steps later) and ``push`` at the step of the
-    last pop; both are checked when ``validate``.
+    last pop; both are checked by the next pop when ``validate`` (see `Clock`).
     """
 
     max_delay: float = eqx.field(static=True)
@@ -48,18 +48,16 @@ class Bitmask(SpikeQueue):
 
     def _insert(self, state, now, arrival, step, mask):
         _forbid_tangent(arrival)
-        now = state.clock.check(self, now, "push")
         bit = jnp.left_shift(jnp.uint32(1), (step % WORD_BITS).astype(jnp.uint32))
         taken = (state.bits & bit) != 0
         return BitmaskState(state.bits | jnp.where(mask, bit, jnp.uint32(0)), state.dropped + (mask & taken),
-                            Clock.at(now))
+                            state.clock.pushed(now))
 
     def _pop(self, state, now) -> tuple[BitmaskState, Delivery]:
-        now = state.clock.check(self, now, "pop")
         bit = jnp.left_shift(jnp.uint32(1), (now % WORD_BITS).astype(jnp.uint32))
         hit = (state.bits & bit) != 0
         hits = hit.astype(self.dtype)
-        return (BitmaskState(state.bits & ~bit, state.dropped, Clock.at(now)),
+        return (BitmaskState(state.bits & ~bit, state.dropped, Clock.popped(now)),
                 Delivery(hits=(hits,), times=(jnp.full_like(hits, now),)))
 
     def pending(self, state):

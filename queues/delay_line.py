@@ -31,7 +31,7 @@ class DelayLine(SpikeQueue):
     gradients are exact, otherwise each spike receives the gradient at the slot's mean time.
 
     ``pop`` must be called at consecutive steps (as every simulation loop does), and ``push`` at the
-    step of the last pop (both checked when ``validate``): the row due next is read at the end of
+    step of the last pop (both checked by the next pop when ``validate``, see `Clock`): the row due next is read at the end of
     each `pop`/`push`, after the in-place writes. Reading it at the start of
     ``pop`` instead makes XLA copy the whole ``slots x queues`` buffer every step to keep the read
     ordered before the write (measured 3x slower per step on 10k queues x 80 slots, CPU).
@@ -55,7 +55,6 @@ class DelayLine(SpikeQueue):
         return SlotState(rows, rows, row, row, Clock.fresh(), zeros_count(shape))
 
     def _insert(self, state, now, arrival, step, mask):
-        now = state.clock.check(self, now, "push")
         slot = jnp.broadcast_to(step % self.slots, mask.shape).reshape(-1)
         queue = jnp.arange(slot.size)
 
@@ -65,10 +64,9 @@ class DelayLine(SpikeQueue):
 
         counts = add(state.counts, mask.astype(self.dtype))
         time_sums = add(state.time_sums, jnp.where(mask, arrival, 0))  # where broadcasts arrival
-        return self._prefetch(counts, time_sums, now, state.dropped)
+        return self._prefetch(counts, time_sums, state.clock.pushed(now), state.dropped)
 
     def _pop(self, state, now) -> tuple[SlotState, Delivery]:
-        now = state.clock.check(self, now, "pop")
         count, total = state.next_counts, state.next_time_sums
         hit = count > 0
         times = jnp.where(hit, total / jnp.where(hit, count, 1), now.astype(self.dtype))
@@ -76,15 +74,14 @@ class DelayLine(SpikeQueue):
         empty = jnp.zeros_like(count)[None]
         counts = jax.lax.dynamic_update_index_in_dim(state.counts, empty, slot, 0)
         time_sums = jax.lax.dynamic_update_index_in_dim(state.time_sums, empty, slot, 0)
-        state = self._prefetch(counts, time_sums, now, state.dropped)
+        state = self._prefetch(counts, time_sums, Clock.popped(now), state.dropped)
         return state, Delivery(hits=(count,), times=(times,))
 
-    def _prefetch(self, counts, time_sums, now, dropped) -> SlotState:
-        """State whose prefetched row is the one due at ``now + 1``."""
-        after = (now + 1) % self.slots
+    def _prefetch(self, counts, time_sums, clock, dropped) -> SlotState:
+        """State whose prefetched row is the one due at the step after the last pop."""
+        after = (clock.last + 1) % self.slots
         return SlotState(counts, time_sums, jax.lax.dynamic_index_in_dim(counts, after, keepdims=False),
-                         jax.lax.dynamic_index_in_dim(time_sums, after, keepdims=False), Clock.at(now),
-                         dropped)
+                         jax.lax.dynamic_index_in_dim(time_sums, after, keepdims=False), clock, dropped)
 
     def pending(self, state):
         return state.counts.sum(0).astype(jnp.int32)

@@ -48,32 +48,31 @@ class LossyRing(CapacityQueue):
                               zero, zero, Clock.fresh(), zeros_count(shape))
 
     def _insert(self, state, now, arrival, step, mask):
-        now = state.clock.check(self, now, "push")
         slot = step % self.capacity
         bit = jnp.left_shift(jnp.uint32(1), slot.astype(jnp.uint32))
         lost = mask & ((state.occupied & bit) != 0)
         lanes = tuple(jnp.where(mask & (slot == k), arrival, t) for k, t in enumerate(state.times))
         occupied = state.occupied | jnp.where(mask, bit, jnp.uint32(0))
-        return self._prefetch(lanes, occupied, now, state.dropped + lost)
+        return self._prefetch(lanes, occupied, state.clock.pushed(now), state.dropped + lost)
 
     def _pop(self, state, now) -> tuple[LossyRingState, Delivery]:
-        now = state.clock.check(self, now, "pop")
         hits = state.next_hits
         delivery = Delivery(hits=(hits,), times=(jnp.where(hits > 0, state.next_times, now.astype(self.dtype)),))
         bit = jnp.left_shift(jnp.uint32(1), (now % self.capacity).astype(jnp.uint32))
         occupied = jnp.where(hits > 0, state.occupied & ~bit, state.occupied)
-        return self._prefetch(state.times, occupied, now, state.dropped), delivery
+        return self._prefetch(state.times, occupied, Clock.popped(now), state.dropped), delivery
 
-    def _prefetch(self, lanes, occupied, now, dropped) -> LossyRingState:
-        """State whose prefetched delivery is the one due at ``now + 1`` (in slot ``(now+1) mod K``)."""
-        due_at = now + 1
+    def _prefetch(self, lanes, occupied, clock, dropped) -> LossyRingState:
+        """State whose prefetched delivery is the one due at the step after the last pop (in slot
+        ``due_at mod K``)."""
+        due_at = clock.last + 1
         slot = due_at % self.capacity
         time = jnp.zeros(dropped.shape, self.dtype)
         for k, t in enumerate(lanes):
             time = jnp.where(slot == k, t, time)
         held = (jnp.right_shift(occupied, slot.astype(jnp.uint32)) & 1) != 0
         hit = held & (time <= due_at)  # the slot may hold a spike due one or more turns later
-        return LossyRingState(lanes, occupied, hit.astype(self.dtype), time, Clock.at(now), dropped)
+        return LossyRingState(lanes, occupied, hit.astype(self.dtype), time, clock, dropped)
 
     def pending(self, state):
         return jax.lax.population_count(state.occupied).astype(jnp.int32)

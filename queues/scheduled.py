@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .base import check_config, check_step_range, check_values
+from .base import _out_of_range, _range_message, check_config, check_values
 
 
 class Schedule(eqx.Module):
@@ -124,7 +124,8 @@ class Scheduled(eqx.Module):
                              f"got {jnp.shape(times)}")
         # an event of step n arrives at step n + 1 at the earliest: the last step's never within the window,
         # so they are counted (late) but spend no capacity, which a run's earlier events need
-        check_step_range("Scheduled.schedule", self.max_delay, self.validate, dtype, steps - 1, None)
+        if _out_of_range(steps - 1, self.max_delay, dtype):
+            raise ValueError(f"Scheduled.schedule: {steps} steps: step {_range_message(self.max_delay, dtype)}")
         early = (steps - 1) * pre  # raster entries of the steps before the last, row-major
         capacity = max(early, 1) if self.capacity is None else self.capacity
         fired = spikes.reshape(-1) > 0

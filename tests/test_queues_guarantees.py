@@ -80,8 +80,10 @@ def test_steps_past_the_exact_range_are_refused_not_rounded(kind):
         queue.push(queue.init(()), late, 2.0, True)
     with pytest.raises(Exception, match="step `now` must lie within"):  # traced
         run(queue, [("pop", late), ("push", late, 2.0, True)])
-    last = limit - 3 - 1  # the latest step whose arrival (now + max_delay + 1) stays within the limit
-    assert run(queue, [("pop", last), ("push", last, 2.0, True), *[("pop", last + k) for k in (1, 2, 3)]])[0] == [last + 2]
+    last = limit - 2 - 1  # the latest step whose arrivals (up to now + max_delay + 1) stay within the limit
+    assert run(queue, [("pop", last - 2), ("push", last - 2, 2.0, True), ("pop", last - 1), ("pop", last)])[0] == [last]
+    with pytest.raises(Exception, match="step `now` must lie within"):
+        run(queue, [("pop", last), ("pop", last + 1)])
 
 
 def test_long_runs_are_exact_in_float64():
