@@ -31,7 +31,7 @@ class Schedule(eqx.Module):
     pre: Int[Array, " events"]
     valid: Bool[Array, " events"]
     gain: Float[Array, " events"]
-    arrival: Float[Array, "events targets"]
+    arrival: Float[Array, "events targets"]  # in float32 at least, whatever the delays' dtype
     step: Int[Array, "events targets"]
     dropped: Int[Array, ""]  # synapse spikes left out, a total over the layer: events beyond the capacity x targets
     late: Int[Array, ""]  # synapse spikes of the last step's events: past the window, whatever the delay
@@ -54,6 +54,7 @@ class Schedule(eqx.Module):
         # step, where e.g. exp(since / tau) overflows, and where() would then pass 0 * inf = NaN gradients
         since = jnp.where(self.valid[:, None], since, 0)
         values = jnp.where(self.valid[:, None], self.gain[:, None] * weight.T[self.pre] * fn(since), 0)
+        values = values.astype(jnp.result_type(weight.dtype, self.gain.dtype))  # not the times' float32
         index = step * post + jnp.arange(post)  # row-major (steps, post); >= steps * post: outside
         out = jnp.zeros(self.steps * post, values.dtype).at[index.reshape(-1)].add(values.reshape(-1), mode="drop")
         return out.reshape(self.steps, post)
@@ -119,13 +120,16 @@ class Scheduled(eqx.Module):
             raise ValueError(f"Scheduled.schedule: `delays` must be ({pre}, targets) for {pre} inputs, "
                              f"got shape {delays.shape}")
         dtype = delays.dtype if jnp.issubdtype(delays.dtype, jnp.floating) else jnp.result_type(float)
+        # times are kept in float32 at least, as by the stepped queues, whatever the delays' dtype: a
+        # bfloat16 step number is exact only up to 256, and its times resolve 1/8 step by step 20
+        time_dtype = jnp.promote_types(dtype, jnp.float32)
         if times is not None and jnp.shape(times) != spikes.shape:
             raise ValueError(f"Scheduled.schedule: `times` must have the shape of `spikes` {spikes.shape}, "
                              f"got {jnp.shape(times)}")
         # an event of step n arrives at step n + 1 at the earliest: the last step's never within the window,
         # so they are counted (late) but spend no capacity, which a run's earlier events need
-        if _out_of_range(steps - 1, self.max_delay, dtype):
-            raise ValueError(f"Scheduled.schedule: {steps} steps: step {_range_message(self.max_delay, dtype)}")
+        if _out_of_range(steps - 1, self.max_delay, time_dtype):
+            raise ValueError(f"Scheduled.schedule: {steps} steps: step {_range_message(self.max_delay, time_dtype)}")
         early = (steps - 1) * pre  # raster entries of the steps before the last, row-major
         capacity = max(early, 1) if self.capacity is None else self.capacity
         fired = spikes.reshape(-1) > 0
@@ -133,10 +137,10 @@ class Scheduled(eqx.Module):
         valid = index < early
         index = jnp.minimum(index, spikes.size - 1)
         emitted, i = jnp.where(valid, index // pre, steps), jnp.where(valid, index % pre, 0)
-        t = None if times is None else jnp.asarray(times, dtype).reshape(-1)[index][:, None]
+        t = None if times is None else jnp.asarray(times, time_dtype).reshape(-1)[index][:, None]
         d, t = check_values("Scheduled.schedule", self.max_delay, self.validate, emitted[:, None],
-                            delays.astype(dtype), valid[:, None], t)
-        t = emitted.astype(dtype)[:, None] if t is None else t
+                            delays.astype(time_dtype), valid[:, None], t)
+        t = emitted.astype(time_dtype)[:, None] if t is None else t
         arrival = t + d[i]
         step = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(arrival)).astype(jnp.int32), emitted[:, None] + 1)
         step = jnp.where(valid[:, None], step, steps)
