@@ -195,7 +195,7 @@ class DelayedConv(DelayedSNN):
         # what a unit sends carries the gain of the spike it passes on: the feature maps get their gradient
         sent = jnp.zeros(steps * units, schedule.gain.dtype).at[index].add(schedule.gain, mode="drop").reshape(
             steps, units)
-        arrival = jnp.zeros(steps * units, map_delays.dtype).at[index].add(
+        arrival = jnp.zeros(steps * units, schedule.arrival.dtype).at[index].add(  # float32, as stepped
             jnp.where(schedule.valid, schedule.arrival[:, 0], 0), mode="drop").reshape(steps, units)
         now = jnp.arange(steps, dtype=jnp.int32)[:, None]
         return sent, sent_time(now, arrival), schedule.dropped
