@@ -21,7 +21,7 @@ Conventions (all kinds):
   ``state.dropped``, and ``delivered + dropped + pending == pushed`` holds per queue, with
   ``validate=False`` too (a NaN delay or time, unchecked there, counts as dropped).
 * Spike times are absolute floats, exact to 1/256 step up to `max_exact_step` (65,536 steps in
-  float32, 2^45 in float64); later steps are refused, not rounded.
+  float32; in float64 the int32 step counter's limit); later steps are refused, not rounded.
 """
 
 from __future__ import annotations
@@ -198,10 +198,11 @@ class SpikeQueue(eqx.Module):
 
         Checks: ``delays`` everywhere (a delay matrix is one parameter, valid or not), ``times`` only
         where ``mask`` is set (a time where nothing fires may be a placeholder), ``now`` against
-        `max_exact_step` (a traced ``now`` by the pop that would deliver the spike). Values known at trace time always raise a ValueError; traced ones raise at
-        run time unless ``validate=False``, which gives up the checks for speed: a NaN delay or time is
-        then counted as dropped, an out-of-range delay or step is delivered at a wrong step (still
-        counted as delivered or pending), and for the kinds with a `Clock` a skipped pop goes unseen.
+        `max_exact_step` (a traced ``now`` by the pop that would deliver the spike). Values known at
+        trace time always raise a ValueError; traced ones raise at run time unless ``validate=False``,
+        which gives up those checks for speed: a NaN delay or time is then counted as dropped, an
+        out-of-range delay or step is delivered at a wrong step (still counted as delivered or
+        pending), and for the kinds with a `Clock` a skipped pop goes unseen.
         """
         shape = _state_shape(state)
         now = _check_now(now)
